@@ -1,0 +1,1 @@
+"""Schedule builders, one plain function per algorithm."""

@@ -1,0 +1,180 @@
+"""The one way to get a schedule by name: ``build(collective, algorithm, nranks, **options)``."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+
+from collectives.algorithms.bruck import bruck_all_gather
+from collectives.algorithms.halving_doubling import (
+    recursive_doubling_all_gather,
+    recursive_doubling_allreduce,
+    recursive_halving_reduce_scatter,
+)
+from collectives.algorithms.pairwise import pairwise_reduce_scatter
+from collectives.algorithms.ring import ring_all_gather, ring_reduce_scatter
+from collectives.algorithms.trees import binomial_broadcast, binomial_reduce, double_binary_tree
+from collectives.compose import compose, hierarchical, pipelined
+from collectives.ir import Schedule
+
+__all__ = ["algorithms", "build", "canonical_collective"]
+
+
+def ring_allreduce(nranks: int) -> Schedule:
+    """Ring all-reduce = ring reduce-scatter then ring all-gather.
+
+    ``2(p-1) alpha + 2(p-1)/p n beta + (p-1)/p n gamma``: bandwidth-optimal.
+    """
+    return compose(ring_reduce_scatter(nranks), ring_all_gather(nranks), algorithm="ring")
+
+
+def rabenseifner_allreduce(nranks: int) -> Schedule:
+    """Rabenseifner all-reduce = recursive-halving reduce-scatter then recursive-doubling
+    all-gather, both over the ``p'`` survivors of MPICH's fold.
+
+    ``p = 2^k``: ``2 lg p alpha + 2(p-1)/p n beta + (p-1)/p n gamma``; otherwise
+    ``(2L+2) alpha + (2(p'-1)/p' + 2) n beta + (1 + (p'-1)/p') n gamma``.
+    """
+    return compose(
+        recursive_halving_reduce_scatter(nranks, layout="survivors"),
+        recursive_doubling_all_gather(nranks, layout="survivors"),
+        algorithm="rabenseifner",
+    )
+
+
+def binomial_allreduce(nranks: int, root: int = 0) -> Schedule:
+    """Binomial reduce to ``root`` then binomial broadcast from it.
+
+    ``2 ceil(lg p)(alpha + n beta) + ceil(lg p) n gamma``.
+    """
+    return compose(binomial_reduce(nranks, root), binomial_broadcast(nranks, root),
+                   algorithm="binomial")
+
+
+def double_binary_tree_allreduce(nranks: int, segments: int = 8) -> Schedule:
+    """NCCL's double binary tree, each tree carrying half the vector, pipelined over
+    ``segments`` pieces per half (see :func:`double_binary_tree`)."""
+    return pipelined(double_binary_tree(nranks), segments)
+
+
+def _default_group_size(p: int) -> int:
+    if p % 8 == 0 and p > 8:
+        return 8
+    best = 1
+    for d in range(1, math.isqrt(p) + 1):
+        if p % d == 0:
+            best = d
+    return best
+
+
+def hierarchical_allreduce(nranks: int, group_size: int | None = None, intra: str = "ring",
+                           inter: str = "ring") -> Schedule:
+    """Reduce-scatter inside groups of ``group_size`` consecutive ranks (one node), all-reduce
+    across groups on the shards, all-gather inside the groups.
+
+    Cost ``RS_L(n) + AR_{p/L}(n/L) + AG_L(n)`` with the chosen intra and inter algorithms. The
+    default group size is 8 (a GPU node) when it divides p, else the largest divisor of p at most
+    ``sqrt(p)``.
+    """
+    L = _default_group_size(nranks) if group_size is None else group_size
+    if not isinstance(L, int) or L < 1 or nranks % L:
+        raise ValueError(
+            f"hierarchical: group_size must be a positive divisor of nranks={nranks}, got {L!r}"
+        )
+    groups = [list(range(g * L, (g + 1) * L)) for g in range(nranks // L)]
+    pairs = {"ring": "ring", "recursive-halving": "recursive-doubling",
+             "rabenseifner": "recursive-doubling", "pairwise": "ring"}
+    rs_name = "recursive-halving" if intra == "rabenseifner" else intra
+    if rs_name not in pairs:
+        raise ValueError(
+            f"hierarchical: unknown intra algorithm {intra!r}; use one of "
+            f"ring, rabenseifner, recursive-halving"
+        )
+    rs = build("reducescatter", rs_name, L)
+    ag = build("allgather", pairs[rs_name], L)
+    ar = build("allreduce", inter, nranks // L)
+    return hierarchical(rs, ar, ag, groups)
+
+
+_BUILDERS: dict[str, dict[str, Callable[..., Schedule]]] = {
+    "allreduce": {
+        "ring": ring_allreduce,
+        "rabenseifner": rabenseifner_allreduce,
+        "recursive-doubling": recursive_doubling_allreduce,
+        "binomial": binomial_allreduce,
+        "double-binary-tree": double_binary_tree_allreduce,
+        "hierarchical": hierarchical_allreduce,
+    },
+    "reducescatter": {
+        "ring": ring_reduce_scatter,
+        "recursive-halving": recursive_halving_reduce_scatter,
+        "pairwise": pairwise_reduce_scatter,
+    },
+    "allgather": {
+        "ring": ring_all_gather,
+        "recursive-doubling": recursive_doubling_all_gather,
+        "bruck": bruck_all_gather,
+    },
+    "reduce": {"binomial": binomial_reduce},
+    "broadcast": {"binomial": binomial_broadcast},
+}
+
+_ALIASES = {
+    "all-reduce": "allreduce", "all_reduce": "allreduce",
+    "reduce-scatter": "reducescatter", "reduce_scatter": "reducescatter",
+    "all-gather": "allgather", "all_gather": "allgather",
+    "bcast": "broadcast",
+}
+
+
+def canonical_collective(name: str) -> str:
+    """``"reduce-scatter"`` -> ``"reducescatter"``; raises ValueError listing the known ones."""
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in _BUILDERS:
+        raise ValueError(
+            f"unknown collective {name!r}; known: {', '.join(_BUILDERS)}"
+        )
+    return key
+
+
+def algorithms(collective: str | None = None) -> dict[str, list[str]] | list[str]:
+    """The algorithm names per collective, or for one collective.
+
+    >>> algorithms("allgather")
+    ['ring', 'recursive-doubling', 'bruck']
+    """
+    if collective is None:
+        return {c: list(b) for c, b in _BUILDERS.items()}
+    return list(_BUILDERS[canonical_collective(collective)])
+
+
+def build(collective: str, algorithm: str, nranks: int, **options) -> Schedule:
+    """Build the schedule of ``algorithm`` for ``collective`` on ``nranks`` ranks.
+
+    >>> print(build("allreduce", "ring", 4))
+    Schedule allreduce/ring: 4 ranks, 4 chunks, 6 steps, 24 transfers; busiest rank sends 6/4 of the vector in 6 messages
+    """  # noqa: E501
+    coll = canonical_collective(collective)
+    table = _BUILDERS[coll]
+    algo = str(algorithm).strip().lower().replace("_", "-")
+    if algo not in table:
+        where = [c for c, t in _BUILDERS.items() if algo in t]
+        hint = f" ({algorithm!r} exists for {', '.join(where)})" if where else ""
+        raise ValueError(
+            f"unknown algorithm {algorithm!r} for {coll}{hint}; known for {coll}: "
+            f"{', '.join(table)}"
+        )
+    if isinstance(nranks, bool) or not isinstance(nranks, int) or nranks < 1:
+        raise ValueError(f"nranks must be a positive integer, got {nranks!r}")
+    fn = table[algo]
+    params = inspect.signature(fn).parameters
+    unknown = [k for k in options if k not in params or k == "nranks"]
+    if unknown:
+        accepted = [k for k in params if k != "nranks"]
+        raise ValueError(
+            f"{coll}/{algo} takes no option {', '.join(map(repr, unknown))}; "
+            f"accepted: {', '.join(accepted) or 'none'}"
+        )
+    return fn(nranks, **options)
