@@ -20,6 +20,7 @@ from typing import NamedTuple
 import networkx as nx
 import numpy as np
 
+from .io import gc_paused
 from .units import parse_bandwidth, parse_time
 
 __all__ = [
@@ -95,6 +96,7 @@ def _with_links(G: nx.Graph, bw: float, lat: float) -> nx.Graph:
 # --------------------------------------------------------------------------- direct networks
 
 
+@gc_paused()
 def fully_connected(
     n: int, bandwidth: float | str = DEFAULT_BANDWIDTH, latency: float | str = DEFAULT_LATENCY
 ) -> nx.Graph:
@@ -124,6 +126,7 @@ def fully_connected(
     return _finish(G, n, "fully_connected", {"n": n})
 
 
+@gc_paused()
 def ring(
     n: int, bandwidth: float | str = DEFAULT_BANDWIDTH, latency: float | str = DEFAULT_LATENCY
 ) -> nx.Graph:
@@ -151,6 +154,7 @@ def ring(
     return _finish(_with_links(G, bw, lat), n, "ring", {"n": n})
 
 
+@gc_paused()
 def torus(
     dims,
     bandwidth: float | str = DEFAULT_BANDWIDTH,
@@ -186,19 +190,20 @@ def torus(
     bw, lat = _link_arg("torus", bandwidth, latency)
     G = nx.grid_graph(dim=list(dims), periodic=True)
     G.remove_edges_from(list(nx.selfloop_edges(G)))
-    # grid_graph's node tuples list the coordinates last dimension first
-    coords = np.array([t[::-1] for t in G], dtype=np.int64).reshape(len(G), len(dims))
-    labels = np.ravel_multi_index(tuple(coords.T), dims).tolist()
-    G = nx.relabel_nodes(G, dict(zip(list(G), labels, strict=True)))
+    # grid_graph's node tuples list the coordinates last dimension first (1-D: plain ints)
+    coords = np.array([t[::-1] if isinstance(t, tuple) else (t,) for t in G], dtype=np.int64)
+    label = dict(zip(G, np.ravel_multi_index(tuple(coords.T), dims).tolist(), strict=True))
     H = nx.Graph()
-    H.add_nodes_from(range(len(labels)))
-    H.add_edges_from(sorted((min(u, v), max(u, v)) for u, v in G.edges()))
+    H.add_nodes_from(range(len(label)))
+    edges = ((label[u], label[v]) for u, v in G.edges())
+    H.add_edges_from(sorted((min(ab), max(ab)) for ab in edges))
     return _finish(_with_links(H, bw, lat), len(H), "torus", {"dims": dims})
 
 
 # --------------------------------------------------------------------------- switched networks
 
 
+@gc_paused()
 def switch(
     n: int, bandwidth: float | str = DEFAULT_BANDWIDTH, latency: float | str = DEFAULT_LATENCY
 ) -> nx.Graph:
@@ -251,6 +256,7 @@ def fat_tree_layout(k: int, hosts: int | None = None) -> FatTreeLayout:
                          first_core + half * half)
 
 
+@gc_paused()
 def fat_tree(
     k: int,
     oversubscription: float = 1.0,
@@ -288,8 +294,8 @@ def fat_tree(
     >>> G = fat_tree(4)
     >>> G.number_of_nodes(), G.number_of_edges(), G.graph["params"]["hosts"]
     (36, 48, 16)
-    >>> fat_tree(42, hosts=16384).number_of_nodes()
-    34524
+    >>> fat_tree(42, hosts=16384).number_of_nodes()  # 16384 hosts and 2020 switches
+    18404
     """
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 2 or k % 2:
         raise ValueError(f"fat_tree: k must be an even integer >= 2, got {k!r}")
@@ -353,6 +359,7 @@ def dragonfly_global_router(layout: DragonflyLayout, g1, g2):
     return j // layout.ports
 
 
+@gc_paused()
 def dragonfly(
     groups: int,
     routers: int,
@@ -456,6 +463,7 @@ def gpu_cluster_layout(nodes: int, gpus_per_node: int, leaf_radix: int) -> GpuCl
                             first_leaf, first_spine, first_spine + spines)
 
 
+@gc_paused()
 def gpu_cluster(
     nodes: int,
     gpus_per_node: int = 8,

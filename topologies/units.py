@@ -29,7 +29,9 @@ _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _SPLIT = re.compile(rf"^\s*({_NUMBER})\s*(\S*?)\s*$")
 _POWER = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
 
-_BYTES_HELP = "use a number of bytes or a unit such as 64MiB, 1K (=1024), 64M (=64*2**20), 2KB (=2000)"
+_BYTES_HELP = (
+    "use a number of bytes or a unit such as 64MiB, 1K (=1024), 64M (=64*2**20), 2KB (=2000)"
+)
 _BW_HELP = "use a number of bytes/s or a unit such as 100Gbps, 25GB/s, 25GiB/s"
 _TIME_HELP = "use a number of seconds or a unit such as 2us, 1.5ms, 100ns, 1s"
 
@@ -74,7 +76,7 @@ def parse_bytes(s: str | int) -> int:
     Returns
     -------
     int
-        The size in bytes (non-negative).
+        The size in bytes (non-negative), rounded to a whole byte when a unit scales it.
 
     Examples
     --------
@@ -96,7 +98,7 @@ def parse_bytes(s: str | int) -> int:
     value = number * base**power
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"cannot parse size {s!r}: sizes are finite and non-negative")
-    if abs(value - round(value)) > 1e-6 * max(1.0, value):
+    if power == 0 and abs(value - round(value)) > 1e-9 * max(1.0, value):
         raise ValueError(f"cannot parse size {s!r}: {value} is not a whole number of bytes")
     return int(round(value))
 
