@@ -181,10 +181,16 @@ def _layered_layout(G: nx.Graph) -> dict:
         frontier = nxt
     for n in G.nodes:
         level.setdefault(n, 0)
-    nx.set_node_attributes(G, level, "_layer")
-    pos = nx.multipartite_layout(G, subset_key="_layer", align="horizontal")
-    for n in G.nodes:
-        del G.nodes[n]["_layer"]
+    # Spread every layer across the full width, in node order, so a fat-tree looks like one.
+    layers: dict[int, list] = {}
+    for n in sorted(G.nodes, key=str):
+        layers.setdefault(level[n], []).append(n)
+    pos = {}
+    for lev, members in layers.items():
+        members.sort(key=lambda n: (isinstance(n, str), n) if not isinstance(n, tuple) else
+                     (True, str(n)))
+        for i, n in enumerate(members):
+            pos[n] = np.array([(i + 0.5) / len(members), float(lev)])
     return pos
 
 

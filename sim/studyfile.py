@@ -33,8 +33,8 @@ from collectives.registry import algorithms as known_algorithms
 from collectives.registry import canonical_collective
 from topologies.units import parse_bytes
 
-__all__ = ["TOPOLOGY_KINDS", "Study", "StudyError", "TopologySpec", "load_study", "parse_study",
-           "parse_sizes"]
+__all__ = ["TOPOLOGY_KINDS", "Study", "StudyError", "TopologySpec", "dump_study", "load_study",
+           "parse_sizes", "parse_study"]
 
 TOPOLOGY_KINDS = {
     "fully-connected": topologies.fully_connected,
@@ -210,6 +210,41 @@ def parse_study(data: dict, where: str = "study") -> Study:
     return Study(str(data.get("title", "What-if study")), coll, tuple(algos), tuple(sizes),
                  model, topos, {a: dict(o) for a, o in options.items()}, tuple(map_ranks),
                  str(data.get("dtype", "float32")))
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise StudyError(f"cannot write {v!r} to a study file")
+
+
+def dump_study(study: Study) -> str:
+    """The study as TOML that :func:`parse_study` reads back to an equal :class:`Study`."""
+    lines = [f"title = {_toml_value(study.title)}",
+             f"collective = {_toml_value(study.collective)}",
+             f"algorithms = {_toml_value(list(study.algorithms))}",
+             f"sizes = {_toml_value(list(study.sizes))}",
+             f"model = {_toml_value(study.model)}",
+             f"dtype = {_toml_value(study.dtype)}"]
+    if study.map_ranks:
+        lines.append(f"map_ranks = {_toml_value(list(study.map_ranks))}")
+    for algo, opts in study.options.items():
+        lines.append(f"\n[options.{algo}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in opts.items()]
+    for t in study.topologies:
+        lines += ["\n[[topology]]", f"name = {_toml_value(t.name)}",
+                  f"kind = {_toml_value(t.kind)}"]
+        if t.ranks is not None:
+            lines.append(f"ranks = {t.ranks}")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in t.params.items()]
+        lines += [f"vary.{k} = {_toml_value(v)}" for k, v in t.vary.items()]
+    return "\n".join(lines) + "\n"
 
 
 def load_study(path: str | Path) -> Study:
