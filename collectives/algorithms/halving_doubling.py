@@ -125,6 +125,28 @@ def _fold_out(f: Fold, start, length) -> list[Step]:
                       run_len=length)]
 
 
+def _layout(f: Fold, layout: str, fname: str) -> tuple[np.ndarray, int, tuple[int, ...]]:
+    """(block boundaries per survivor, chunk count, chunk owners) of a chunk layout.
+
+    ``"ranks"``: p chunks, rank r owns chunk r (survivor i < r stands for two). ``"survivors"``:
+    p' chunks, survivor i owns chunk i, folded ranks own nothing.
+    """
+    if layout == "ranks":
+        return _rank_blocks(f), f.p, tuple(range(f.p))
+    if layout == "survivors":
+        return np.arange(f.p2 + 1, dtype=np.int64), f.p2, f.survivors
+    raise ValueError(f"{fname}: unknown layout {layout!r}; use 'ranks' or 'survivors'")
+
+
+def _own_chunk_handoff(f: Fold, to_even: bool) -> list[Step]:
+    """One step moving chunk 2i between old ranks 2i and 2i+1 (i < r), in either direction."""
+    if f.extra == 0:
+        return []
+    evens, odds = f.pairs()
+    src, dst = (odds, evens) if to_even else (evens, odds)
+    return [make_step(src, dst, False, run_start=evens)]
+
+
 def recursive_halving_reduce_scatter(nranks: int, layout: str = "ranks") -> Schedule:
     """Recursive-halving reduce-scatter.
 
@@ -141,24 +163,9 @@ def recursive_halving_reduce_scatter(nranks: int, layout: str = "ranks") -> Sche
     ``(L + [r>0]) alpha + ([r>0] + (p'-1)/p') n beta + ([r>0] + (p'-1)/p') n gamma``.
     """
     f = fold(nranks)
-    if layout == "ranks":
-        blocks = _rank_blocks(f)
-        C = f.p
-        owner = tuple(range(C))
-        tail = []
-        if f.extra:
-            evens, odds = f.pairs()
-            tail = [make_step(odds, evens, False, run_start=evens)]
-    elif layout == "survivors":
-        C = f.p2
-        blocks = np.arange(C + 1, dtype=np.int64)
-        owner = f.survivors
-        tail = []
-    else:
-        raise ValueError(
-            f"recursive_halving_reduce_scatter: unknown layout {layout!r}; use 'ranks' or "
-            f"'survivors'"
-        )
+    blocks, C, owner = _layout(f, layout, "recursive_halving_reduce_scatter")
+    # Each survivor below 2r hands its folded neighbour the chunk that neighbour owns.
+    tail = _own_chunk_handoff(f, to_even=True) if layout == "ranks" else []
     steps = _fold_in(f, True, 0, C) + _halving(f, blocks) + tail
     return Schedule("reducescatter", "recursive-halving", nranks, C, tuple(steps), owner=owner,
                     options=(("layout", layout),))
@@ -170,31 +177,17 @@ def recursive_doubling_all_gather(nranks: int, layout: str = "ranks") -> Schedul
     ``layout="ranks"``: ``p`` chunks, rank r contributes chunk r. For ``p = 2^k``:
     ``lg p alpha + (p-1)/p n beta``. Otherwise each even rank below ``2r`` first copies its chunk
     to its odd neighbour, survivors double over uneven blocks, and finally each hands the whole
-    vector back: ``(L+2) alpha + (1/p + (p-1)/p + 1) n beta`` with the middle term exact only
-    when blocks are even (the schedule is exact; the simulator prices what it does).
+    vector back: ``(L+2) alpha + (1/p + S/p + 1) n beta`` where ``S`` is the busiest survivor's
+    chunks summed over the doubling steps (about ``(p-1)/p`` of n when blocks are even; up to
+    15% more at p=48, where survivors hold one or two chunks).
 
     ``layout="survivors"`` (the second half of Rabenseifner): ``p'`` chunks owned by the
     survivors; ``(L + [r>0]) alpha + ((p'-1)/p' + [r>0]) n beta``.
     """
     f = fold(nranks)
-    if layout == "ranks":
-        blocks = _rank_blocks(f)
-        C = f.p
-        owner = tuple(range(C))
-        head = []
-        if f.extra:
-            evens, odds = f.pairs()
-            head = [make_step(evens, odds, False, run_start=evens)]
-    elif layout == "survivors":
-        C = f.p2
-        blocks = np.arange(C + 1, dtype=np.int64)
-        owner = f.survivors
-        head = []
-    else:
-        raise ValueError(
-            f"recursive_doubling_all_gather: unknown layout {layout!r}; use 'ranks' or "
-            f"'survivors'"
-        )
+    blocks, C, owner = _layout(f, layout, "recursive_doubling_all_gather")
+    # Each even rank below 2r first hands its own chunk to the survivor standing in for it.
+    head = _own_chunk_handoff(f, to_even=False) if layout == "ranks" else []
     steps = head + _doubling(f, blocks) + _fold_out(f, 0, C)
     return Schedule("allgather", "recursive-doubling", nranks, C, tuple(steps), owner=owner,
                     options=(("layout", layout),))
