@@ -79,3 +79,21 @@ __all__ = [
     "ring_reduce_scatter",
     "verify",
 ]
+
+# Real-process engines, imported on first use so that ``import collectives`` never loads
+# mpi4py or CuPy: ``collectives.run_mpi(schedule, sendbuf, recvbuf)`` and friends.
+_LAZY = {
+    "run_mpi": ("collectives.mpi_executor", "run"),
+    "prepare_mpi": ("collectives.mpi_executor", "prepare"),
+    "run_nccl": ("collectives.nccl_executor", "run"),
+    "compile_plan": ("collectives.plan", "compile_plan"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'collectives' has no attribute {name!r}")

@@ -1,0 +1,107 @@
+"""The bench commands: a small sweep and a calibration through mpiexec, bad flags, and the
+commands called in-process (they return their records; nothing here parses numbers from
+stdout)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from mpi_scripts.launcher import have_mpi, launch
+
+from collectives import algorithms
+
+needs_mpi = pytest.mark.skipif(have_mpi() is not None, reason=str(have_mpi()))
+
+COLUMNS = ("size", "count", "type", "redop", "algorithm", "time", "algbw", "busbw", "#wrong")
+
+
+@needs_mpi
+def test_small_sweep_through_mpiexec(tmp_path):
+    out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
+    proc = launch(2, ["-m", "bench", "-b", "8", "-e", "64K", "-f", "8", "-n", "3", "-w", "1",
+                      "--json", str(out_json), "--csv", str(out_csv)], timeout=120)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-4000:]
+    header = next(line for line in proc.stdout.splitlines() if "algorithm" in line)
+    assert all(c in header for c in COLUMNS), header
+    assert proc.stdout.startswith("# MPICH") or proc.stdout.startswith("# Open MPI") \
+        or proc.stdout.startswith("# "), proc.stdout[:200]
+    assert "# Avg bus bandwidth" in proc.stdout
+    doc = json.loads(out_json.read_text())
+    assert doc["format"] == "collectives.bench/1"
+    env, records = doc["environment"], doc["records"]
+    assert env["ranks"] == 2 and env["library"] and env["dtype"] == "float"
+    want = {*algorithms("allreduce"), "native"}
+    assert {r["algorithm"] for r in records} == want
+    sizes = sorted({r["size"] for r in records})
+    assert sizes == [8, 64, 512, 4096, 32768]
+    for r in records:
+        assert r["wrong"] == 0, r
+        assert r["time_s"] > 0 and r["busbw"] > 0 and r["ranks"] == 2
+        assert r["collective"] == "allreduce" and r["redop"] == "sum" and r["dtype"] == "float"
+    assert len(doc["summary"]) == len(sizes)
+    assert all(s["ratio"] > 0 and s["copy_bw"] > 0 for s in doc["summary"])
+    assert sum(1 for r in records if r["best"]) == len(sizes)
+    assert out_csv.read_text().splitlines()[0].startswith("collective,algorithm,ranks,size")
+
+
+@needs_mpi
+def test_calibrate_writes_a_model_file(tmp_path):
+    model = tmp_path / "model.json"
+    proc = launch(2, ["-m", "bench", "calibrate", "--out", str(model), "--time", "0.01",
+                      "-e", "1M"], timeout=120)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    m = json.loads(model.read_text())
+    for key in ("alpha", "beta", "gamma"):
+        assert isinstance(m[key], float) and m[key] > 0, m
+    assert m["alpha"] < 1e-2 and m["beta"] < 1e-6 and m["gamma"] < 1e-6
+    assert m["library"] and m["host"] and m["date"]
+    assert len(m["pingpong"]["sizes"]) == len(m["pingpong"]["half_round_trip_s"]) >= 5
+    assert "rms_rel_residual" in m["pingpong"]["fit"]
+
+
+@needs_mpi
+@pytest.mark.parametrize("flags, message", [
+    (["-d", "bfloat17"], r"datatype 'bfloat17'.*float, double, half, int32, int64"),
+    (["-o", "avg"], r"op 'avg'.*sum, prod, max, min"),
+    (["--algorithms", "ring,nope"], r"'nope'"),
+    (["--backend", "nccl"], r"no CUDA device is visible \(or CuPy is not installed"),
+])
+def test_bad_flags_exit_2_with_one_line(flags, message):
+    pytest.importorskip("mpi4py")
+    if flags[0] == "--backend":
+        from collectives.nccl_executor import NCCLUnavailable, require_nccl
+
+        try:
+            require_nccl()
+            pytest.skip("a GPU is visible here")
+        except NCCLUnavailable:
+            pass
+    proc = launch(2 if flags[0] == "-d" else None, ["-m", "bench", *flags], timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("python -m bench sweep: error:")
+    assert re.search(message, lines[0]), lines[0]
+    assert proc.stdout == ""
+
+
+@needs_mpi
+def test_commands_return_their_records_in_process():
+    from mpi4py import MPI
+
+    from bench import get_command
+
+    sweep = get_command("sweep")
+    records = sweep(MPI.COMM_SELF, ["-b", "64", "-e", "4K", "-f", "8", "-n", "2", "-w", "1",
+                                    "--collective", "reducescatter", "-d", "int64",
+                                    "-o", "max", "--algorithms", "ring,pairwise,native"],
+                    verbose=False)
+    assert [(r.size, r.algorithm) for r in records] == [
+        (size, a) for size in (64, 512, 4096) for a in ("ring", "pairwise", "native")]
+    assert all(r.wrong == 0 and r.dtype == "int64" and r.redop == "max" for r in records)
+    rows = get_command("copy")(MPI.COMM_SELF, ["-b", "1K", "-e", "4K", "-f", "4", "-n", "2"],
+                               verbose=False)
+    assert [r["size"] for r in rows] == [1024, 4096] and all(r["bandwidth"] > 0 for r in rows)
