@@ -1,15 +1,30 @@
-"""``python -m bench report results.json --model-file model.json``: predicted against measured.
+"""``python -m bench report results.json --model-file model.json [--fit]``: predicted against
+measured.
 
 Reads the records that ``python -m bench --json`` wrote, predicts every (algorithm, size) with
 the simulator's Hockney model on a fully connected network calibrated by ``bench calibrate``,
-and writes a figure (both curves and the error in percent per size), a table and an HTML page.
+and writes a figure per (collective, ranks) (both curves and the error in percent per size), a
+table (``comparison.json``) and an HTML page.
+
+``--fit`` also fits ``alpha``, ``beta`` and ``gamma`` to the measured records themselves. For a
+fixed schedule and size, the predicted time on the fully connected Hockney network is linear in
+the three parameters (the cost of the critical path: ``a alpha + b beta + c gamma``), so the
+coefficient row ``(a, b, c)`` of every record comes from three predictions with unit
+parameters, and the fit is a non-negative least squares over three variables, weighted by
+``1/measured`` so that every size counts by its relative error. The fitted model is written to
+``OUT/fitted-model.json`` (loadable by ``python -m sim predict --model-file``), its curves go in
+a second figure per (collective, ranks), and both models' median and largest |error| are
+printed. With ``--fit``, ``--model-file`` may be left out.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import html
+import itertools
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -17,12 +32,19 @@ import numpy as np
 
 from sim import plots
 from sim.api import predict
-from sim.models import load_model_file, model_params
+from sim.models import Hockney, load_model_file, model_params
 
-__all__ = ["compare", "load_results", "main"]
+__all__ = ["coefficient_rows", "compare", "fit_records", "load_results", "main", "nnls"]
 
 ITEMSIZE = {"float": 4, "float32": 4, "half": 2, "float16": 2, "double": 8, "float64": 8,
             "int32": 4, "int": 4, "int64": 8, "int8": 1, "uint8": 1, "char": 1}
+PARAMS = ("alpha", "beta", "gamma")
+# "zero" for the unit predictions: the simulator divides by beta for its link statistics
+_TINY = 1e-30
+
+
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def load_results(path: str | Path) -> tuple[dict, list[dict]]:
@@ -32,7 +54,7 @@ def load_results(path: str | Path) -> tuple[dict, list[dict]]:
         data = json.loads(path.read_text())
     except OSError as e:
         raise ValueError(f"cannot read results file {str(path)!r}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"results file {str(path)!r} is not JSON: {e}") from None
     records = data.get("records") if isinstance(data, dict) else None
     if not isinstance(records, list) or not records:
@@ -40,11 +62,41 @@ def load_results(path: str | Path) -> tuple[dict, list[dict]]:
                          f"'mpiexec -n N python -m bench --json {path.name}'")
     need = {"collective", "algorithm", "ranks", "size", "time_s"}
     for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise ValueError(f"results file {str(path)!r}: record {i} is not an object")
         missing = need - set(r)
         if missing:
             raise ValueError(f"results file {str(path)!r}: record {i} lacks "
                              f"{', '.join(sorted(missing))}")
-    return data.get("environment", {}), records
+        bad = [k for k, ok in (("ranks", _number(r["ranks"]) and r["ranks"] >= 1),
+                               ("size", _number(r["size"]) and r["size"] >= 0),
+                               ("time_s", _number(r["time_s"]) and r["time_s"] > 0)) if not ok]
+        if bad:
+            raise ValueError(f"results file {str(path)!r}: record {i} has a bad "
+                             + ", ".join(f"{k} ({r[k]!r})" for k in bad))
+    env = data.get("environment", {})
+    return env if isinstance(env, dict) else {}, records
+
+
+def _simulable(r: dict) -> bool:
+    return r["algorithm"] != "native" and int(r["size"]) > 0
+
+
+def _predict(r: dict, params) -> float:
+    itemsize = ITEMSIZE.get(str(r.get("dtype", "float")), 1)
+    return _predict_cached(str(r["collective"]), str(r["algorithm"]), int(r["ranks"]),
+                           int(r["size"]), itemsize, params)
+
+
+@functools.lru_cache(maxsize=4096)
+def _predict_cached(collective: str, algorithm: str, ranks: int, size: int, itemsize: int,
+                    params) -> float:
+    try:
+        return predict(collective, algorithm, ranks, size, params=params,
+                       itemsize=itemsize).time_s
+    except (ValueError, KeyError) as e:
+        raise ValueError(f"cannot simulate {collective}/{algorithm} on {ranks} ranks: "
+                         f"{e}") from None
 
 
 def compare(records: list[dict], model: dict) -> list[dict]:
@@ -58,76 +110,212 @@ def compare(records: list[dict], model: dict) -> list[dict]:
     for r in records:
         row = {k: r[k] for k in ("collective", "algorithm", "ranks", "size", "time_s")}
         row["dtype"] = r.get("dtype", "float")
-        if r["algorithm"] == "native" or r["size"] == 0:
+        if not _simulable(r):
             row["predicted_s"] = None
             row["error_pct"] = None
         else:
-            itemsize = ITEMSIZE.get(str(row["dtype"]), 1)
-            pred = predict(r["collective"], r["algorithm"], int(r["ranks"]), int(r["size"]),
-                           params=params, itemsize=itemsize)
-            row["predicted_s"] = pred.time_s
-            row["error_pct"] = 100.0 * (pred.time_s - r["time_s"]) / r["time_s"]
+            row["predicted_s"] = _predict(r, params)
+            row["error_pct"] = 100.0 * (row["predicted_s"] - r["time_s"]) / r["time_s"]
         out.append(row)
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench report",
-        description="Predicted (simulator, calibrated model) against measured (bench --json).")
-    parser.add_argument("results", help="JSON written by 'python -m bench --json FILE'")
-    parser.add_argument("--model-file", required=True,
-                        help="JSON with alpha, beta, gamma ('python -m bench calibrate --out')")
-    parser.add_argument("--out", default="report/measured",
-                        help="output directory (default: report/measured)")
-    args = parser.parse_args(argv)
-    try:
-        env, records = load_results(args.results)
-        model = load_model_file(args.model_file)
-    except ValueError as e:
-        print(f"python -m bench report: {e}", file=sys.stderr)
-        return 2
-    rows = compare(records, model)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+def coefficient_rows(records: list[dict]) -> np.ndarray:
+    """``(len(records), 3)``: each record's predicted time per unit of alpha, beta, gamma
+    (three predictions with unit parameters; the others at a negligible 1e-30)."""
+    units = [Hockney(1.0, _TINY, _TINY), Hockney(_TINY, 1.0, _TINY), Hockney(_TINY, _TINY, 1.0)]
+    return np.array([[_predict(r, u) for u in units] for r in records], dtype=float)
+
+
+def nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``argmin ||A x - b||`` over ``x >= 0`` for a few columns: the least-squares solution on
+    every subset of free variables, the best feasible one kept (exact: the optimum is the
+    unconstrained solution on its own support).
+
+    >>> nnls(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([2.0, -1.0])).tolist()
+    [2.0, 0.0]
+    """
+    A = np.asarray(A, float)
+    b = np.asarray(b, float)
+    k = A.shape[1]
+    scale = np.linalg.norm(A, axis=0)
+    scale[scale == 0] = 1.0
+    As = A / scale  # columns of unit norm: alpha's and beta's coefficients differ by 1e6+
+    best, best_r = np.zeros(k), float(np.linalg.norm(b))
+    for n in range(1, k + 1):
+        for idx in itertools.combinations(range(k), n):
+            sol, *_ = np.linalg.lstsq(As[:, idx], b, rcond=None)
+            if np.any(sol <= 0):
+                continue
+            y = np.zeros(k)
+            y[list(idx)] = sol
+            r = float(np.linalg.norm(As @ y - b))
+            if r < best_r:
+                best, best_r = y, r
+    return best / scale
+
+
+def fit_records(records: list[dict]) -> tuple[dict, dict]:
+    """Fit (alpha, beta, gamma) >= 0 to the simulable records, minimising the relative error
+    ``(predicted - measured) / measured``; return (parameters, fit information)."""
+    use = [r for r in records if _simulable(r)]
+    if not use:
+        raise ValueError("--fit: no records of a project algorithm with a size > 0 to fit to")
+    A = coefficient_rows(use)
+    t = np.array([float(r["time_s"]) for r in use])
+    theta = nnls(A / t[:, None], np.ones_like(t))
+    notes = []
+    for i, name in enumerate(PARAMS):
+        if theta[i] <= 0:
+            notes.append(f"{name} is pinned at 0 by the non-negativity constraint")
+    if theta[1] <= 0:  # the simulator needs beta > 0
+        theta[1] = 1e-15
+        notes[-1] += "; written as 1e-15 s/B (the simulator needs beta > 0)"
+    linear = A @ theta
+    params = dict(zip(PARAMS, (float(x) for x in theta), strict=True))
+    pred = np.array([_predict(r, Hockney(*theta)) for r in use])
+    rel = (pred - t) / t
+    info = {
+        "points": len(use),
+        "median_abs_error_pct": float(np.median(np.abs(rel)) * 100),
+        "max_abs_error_pct": float(np.max(np.abs(rel)) * 100),
+        "rms_rel_error": float(np.sqrt(np.mean(rel**2))),
+        # how far the simulator's time strays from the linear form (0: exactly linear)
+        "max_linearity_deviation": float(np.max(np.abs(pred - linear) / pred)),
+        "notes": notes,
+    }
+    return params, info
+
+
+def _stats(rows: list[dict], key: str) -> tuple[float, float, int] | None:
+    errors = np.array([abs(r[key]) for r in rows if r.get(key) is not None])
+    if not errors.size:
+        return None
+    return float(np.median(errors)), float(errors.max()), int(errors.size)
+
+
+def _describe(model: dict) -> str:
+    beta = model["beta"]
+    bw = f"({1 / beta / 1e9:.2f} GB/s)" if beta > 1e-14 else "(pinned at ~0)"
+    return (f"alpha={model['alpha'] * 1e6:.2f} us, beta={beta * 1e9:.3f} ns/B {bw}, "
+            f"gamma={model.get('gamma', 0) * 1e9:.3f} ns/B")
+
+
+def _figures(rows, env, out, model, fitted) -> list[Path]:
     figures = []
+    host = env.get("host", "this machine")
     for (coll, ranks) in sorted({(r["collective"], r["ranks"]) for r in rows}):
         sel = [r for r in rows if r["collective"] == coll and r["ranks"] == ranks]
         sizes = sorted({r["size"] for r in sel if r["size"] > 0})
-        measured, predicted = {}, {}
+        measured, predicted, refit = {}, {}, {}
         for algo in sorted({r["algorithm"] for r in sel}):
             by_size = {r["size"]: r for r in sel if r["algorithm"] == algo}
             if not all(s in by_size for s in sizes):
                 continue
             measured[algo] = [by_size[s]["time_s"] for s in sizes]
             if algo != "native":
-                predicted[algo] = [by_size[s]["predicted_s"] for s in sizes]
-        figures.append(plots.plot_predicted_vs_measured(
-            sizes, measured, predicted, out / f"predicted-vs-measured-{coll}-{ranks}",
-            f"{coll} on {ranks} ranks, {env.get('host', 'this machine')}: measured (lines) vs "
-            f"Hockney prediction (dashed)\nalpha={model['alpha'] * 1e6:.2f} us, "
-            f"beta={model['beta'] * 1e9:.3f} ns/B ({1 / model['beta'] / 1e9:.2f} GB/s), "
-            f"gamma={model.get('gamma', 0) * 1e9:.3f} ns/B"))
-    errors = np.array([abs(r["error_pct"]) for r in rows if r["error_pct"] is not None])
-    (out / "comparison.json").write_text(json.dumps({"model": model, "environment": env,
-                                                     "rows": rows}, indent=1))
-    lines = [f"{r['algorithm']:<20} {r['size']:>10} B  measured {r['time_s'] * 1e6:10.2f} us  "
-             f"predicted {r['predicted_s'] * 1e6:10.2f} us  error {r['error_pct']:+7.1f}%"
-             for r in rows if r["predicted_s"] is not None]
+                if model is not None:
+                    predicted[algo] = [by_size[s]["predicted_s"] for s in sizes]
+                if fitted is not None:
+                    refit[algo] = [by_size[s]["fitted_s"] for s in sizes]
+        if not sizes:
+            continue
+        if model is not None:
+            figures.append(plots.plot_predicted_vs_measured(
+                sizes, measured, predicted, out / f"predicted-vs-measured-{coll}-{ranks}",
+                f"{coll} on {ranks} ranks, {host}: measured (lines) vs Hockney prediction "
+                f"(dashed), calibrated\n{_describe(model)}"))
+        if fitted is not None:
+            figures.append(plots.plot_predicted_vs_measured(
+                sizes, measured, refit, out / f"fitted-vs-measured-{coll}-{ranks}",
+                f"{coll} on {ranks} ranks, {host}: measured (lines) vs Hockney prediction "
+                f"(dashed), fitted to these records\n{_describe(fitted)}"))
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench report",
+        description="Predicted (simulator, calibrated or fitted model) against measured "
+                    "(bench --json).")
+    parser.add_argument("results", help="JSON written by 'python -m bench --json FILE'")
+    parser.add_argument("--model-file",
+                        help="JSON with alpha, beta, gamma ('python -m bench calibrate --out'); "
+                             "required unless --fit")
+    parser.add_argument("--fit", action="store_true",
+                        help="also fit alpha, beta, gamma to the records (relative least "
+                             "squares, non-negative); writes OUT/fitted-model.json")
+    parser.add_argument("--out", default="report/measured",
+                        help="output directory (default: report/measured)")
+    args = parser.parse_args(argv)
+    if args.model_file is None and not args.fit:
+        parser.error("give --model-file FILE (from 'python -m bench calibrate'), --fit, or both")
+    try:
+        env, records = load_results(args.results)
+        model = load_model_file(args.model_file) if args.model_file else None
+        rows = compare(records, model) if model is not None else [
+            {**{k: r[k] for k in ("collective", "algorithm", "ranks", "size", "time_s")},
+             "dtype": r.get("dtype", "float")} for r in records]
+        fitted = fit_info = None
+        if args.fit:
+            fitted, fit_info = fit_records(records)
+            fparams = model_params("hockney", **fitted)
+            for r in rows:
+                if _simulable(r):
+                    r["fitted_s"] = _predict(r, fparams)
+                    r["fitted_error_pct"] = 100.0 * (r["fitted_s"] - r["time_s"]) / r["time_s"]
+                else:
+                    r["fitted_s"] = r["fitted_error_pct"] = None
+    except ValueError as e:
+        print(f"python -m bench report: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = _figures(rows, env, out, model, fitted)
+    calibrated = _stats(rows, "error_pct")
+    refit = _stats(rows, "fitted_error_pct")
+    summary = []
+    if calibrated:
+        summary.append(f"calibrated model ({_describe(model)}): median |error| "
+                       f"{calibrated[0]:.1f}%, max {calibrated[1]:.1f}% over {calibrated[2]} "
+                       f"points")
+    if refit:
+        summary.append(f"fitted model ({_describe(fitted)}): median |error| {refit[0]:.1f}%, "
+                       f"max {refit[1]:.1f}% over {refit[2]} points")
+    if fitted is not None:
+        doc = {**fitted, "units": {"alpha": "s", "beta": "s/byte", "gamma": "s/byte"},
+               "method": "non-negative least squares of the simulator's Hockney prediction "
+                         "(fully connected) to measured records, weighted by 1/measured",
+               "source": str(args.results), "ranks": sorted({int(r["ranks"]) for r in records}),
+               "residuals": fit_info, "calibrated": model, "environment": env}
+        (out / "fitted-model.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / "comparison.json").write_text(json.dumps(
+        {"model": model, "fitted_model": fitted, "fit": fit_info, "environment": env,
+         "rows": rows}, indent=1))
+
+    def cell(r, label, key, err):
+        if r.get(key) is None:
+            return ""
+        return f"  {label} {r[key] * 1e6:10.2f} us  error {r[err]:+7.1f}%"
+
+    lines = [f"{r['algorithm']:<20} {r['size']:>10} B  measured {r['time_s'] * 1e6:10.2f} us"
+             + cell(r, "predicted", "predicted_s", "error_pct")
+             + cell(r, "fitted", "fitted_s", "fitted_error_pct")
+             for r in rows if _simulable(r)]
     page = ["<!doctype html><html><head><meta charset='utf-8'><title>Predicted vs measured"
             "</title></head><body style='font-family:system-ui;max-width:1000px;margin:2em "
             "auto'>", "<h1>Predicted against measured</h1>",
             f"<p>Environment: {html.escape(json.dumps(env))}</p>",
-            f"<p>Model: {html.escape(json.dumps(model))}</p>",
-            f"<p>Median absolute error {np.median(errors):.1f}% over {errors.size} "
-            f"(algorithm, size) points.</p>" if errors.size else "",
+            f"<p>Calibrated model: {html.escape(json.dumps(model))}</p>" if model else "",
+            *(f"<p>{html.escape(s)}.</p>" for s in summary),
             *(f"<img src='{f.name}' style='max-width:100%'>" for f in figures),
             "<pre>" + html.escape("\n".join(lines)) + "</pre></body></html>"]
     (out / "index.html").write_text("\n".join(page))
     print("\n".join(lines))
-    if errors.size:
-        print(f"# median |error| {np.median(errors):.1f}%, max {errors.max():.1f}% over "
-              f"{errors.size} points")
+    for s in summary:
+        print(f"# {s}")
+    if fitted is not None:
+        print(f"# wrote {out / 'fitted-model.json'}")
     print(f"report: {out / 'index.html'} ({len(figures)} figure(s))")
     return 0
 

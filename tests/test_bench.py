@@ -48,18 +48,29 @@ def test_small_sweep_through_mpiexec(tmp_path):
 
 
 @needs_mpi
-def test_calibrate_writes_a_model_file(tmp_path):
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_calibrate_writes_a_model_file(tmp_path, ranks):
+    """Through the executor, all ranks in pairs at once (4 ranks: oversubscribed here)."""
+    from sim.models import load_model_file
+
     model = tmp_path / "model.json"
-    proc = launch(2, ["-m", "bench", "calibrate", "--out", str(model), "--time", "0.01",
-                      "-e", "1M"], timeout=120)
+    proc = launch(ranks, ["-m", "bench", "calibrate", "--out", str(model), "--time", "0.01",
+                          "--windows", "2", "-e", "64K", "--reduce-sizes", "256K,1M"],
+                  timeout=120)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     m = json.loads(model.read_text())
-    for key in ("alpha", "beta", "gamma"):
+    for key in ("alpha", "beta", "gamma", "raw_alpha", "raw_beta"):
         assert isinstance(m[key], float) and m[key] > 0, m
     assert m["alpha"] < 1e-2 and m["beta"] < 1e-6 and m["gamma"] < 1e-6
     assert m["library"] and m["host"] and m["date"]
-    assert len(m["pingpong"]["sizes"]) == len(m["pingpong"]["half_round_trip_s"]) >= 5
-    assert "rms_rel_residual" in m["pingpong"]["fit"]
+    assert m["ranks"] == ranks and m["pairs"] == ranks // 2
+    assert m["pattern"] == "exchange" and "collectives.mpi_executor" in m["method"]
+    assert set(m["patterns"]) == {"exchange", "pingpong", "raw"}
+    assert m["patterns"]["raw"]["alpha"] == m["raw_alpha"]
+    assert len(m["sizes"]) == len(m["patterns"]["exchange"]["time_per_message_s"]) >= 5
+    assert all(len(each) == ranks // 2 for each in m["per_pair_s"])
+    assert "rms_rel_residual" in m["residuals"]["exchange"]
+    assert sorted(load_model_file(model)) == ["alpha", "beta", "gamma"]
 
 
 @needs_mpi
