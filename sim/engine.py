@@ -47,15 +47,17 @@ and reused, so a 16384-rank ring (32766 steps sharing one pattern) costs a few s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import numpy as np
 
 from collectives.ir import Schedule, chunk_bounds
 from collectives.metrics import algbw as _algbw
 from collectives.metrics import busbw as _busbw
-from sim.fabric import AnalyticFabric, fabric_for
+from sim.fabric import AnalyticFabric, fabric_for, figures_key, pattern_key
 from sim.models import MODELS, Contention, Hockney, LogGP, model_params
 from sim.table import Record, make_record
+from topologies.io import gc_paused
 
 __all__ = ["LinkStats", "SimResult", "StepStats", "Timeline", "simulate"]
 
@@ -65,6 +67,13 @@ TIMELINE_LIMIT = 1_000_000
 _FLUSH_LIMIT = 4_000_000
 #: Distinct (src, dst) pairs beyond which the analytic network keeps no per-link figures.
 _ANALYTIC_LINK_LIMIT = 16_000_000
+#: Transfers of upcoming new steps whose patterns are routed and costed together, ahead of use.
+_PREFETCH = 1 << 18
+#: Steps of at most this many transfers have their durations computed, and their first start /
+#: last end taken, in batches (of up to _SMALL_HELD transfers: small enough to stay in cache);
+#: a larger step pays the per-call overhead alone.
+_SMALL_STEP = 512
+_SMALL_HELD = 1 << 15
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,44 +274,133 @@ class _Entry:
     __slots__ = ("pat", "src", "dst", "reduce", "any_reduce", "single_run", "tb", "cost",
                  "total", "acc", "uses", "lat", "inv", "owner", "perm")
 
-    def __init__(self, step, pat, fabric, params):
+    def __init__(self, step, pat, fabric, params, fkey):
         self.pat = pat
         self.src, self.dst = step.src, step.dst
-        self.reduce = np.asarray(step.reduce, dtype=bool)
-        self.any_reduce = bool(self.reduce.any())
+        red = step.reduce
+        self.reduce = red if red.dtype == np.bool_ else np.asarray(red, dtype=bool)
+        # only read where a reduction costs something
+        self.any_reduce = bool(params.gamma) and bool(self.reduce.any())
         m = len(step)
-        self.single_run = len(step.run_len) == m and bool(
-            (np.diff(step.run_ptr) == 1).all())
+        # one run per transfer: run_ptr is 0..m (compared as bytes: one memcmp, no ufuncs)
+        self.single_run = len(step.run_len) == m and step.run_ptr.tobytes() == _iota_bytes(m + 1)
         self.owner = None if self.single_run else step.run_owner()
-        self.lat, self.inv = fabric.figures(pat, params)
+        self.lat, self.inv = fabric.figures(pat, params, fkey)
         self.perm = pat.permutation(fabric.nranks)
         self.tb = self.cost = self.total = None
         self.acc = None
         self.uses = 0
 
 
-def _transfer_bytes(step, ent, nchunks, prefix2, sizes, uniform):
-    """Bytes of every transfer of ``step`` (one run: a prefix-sum difference)."""
+_IOTA: dict = {}
+_min, _max = np.minimum.reduce, np.maximum.reduce
+
+
+def _iota_bytes(n: int) -> bytes:
+    """``np.arange(n, dtype=np.int64).tobytes()`` (the last few sizes kept)."""
+    got = _IOTA.get(n)
+    if got is None:
+        if len(_IOTA) > 16:
+            _IOTA.clear()
+        got = _IOTA[n] = np.arange(n, dtype=np.int64).tobytes()
+    return got
+
+
+def _step_key(st) -> tuple:
+    """Identity of a step's arrays (steps that share them, like a ring's, share an entry)."""
+    return (id(st.src), id(st.dst), id(st.reduce), id(st.run_ptr), id(st.run_len))
+
+
+def _prefetch(steps, k, entries, fabric, params, fkey, size) -> tuple[int, int]:
+    """Make the entries of the steps from ``k`` on that have none, up to ``_PREFETCH``
+    transfers: their patterns are routed and costed together and, when every chunk has
+    ``size`` bytes (``size`` None otherwise), their bytes and durations computed together.
+
+    Returns the index of the first step not looked at and the transfers of the new entries.
+    Batching changes no number: every figure is elementwise, and per-step byte totals are
+    sums of whole numbers.
+    """
+    fresh: dict = {}
+    total = 0
+    n = len(steps)
+    while k < n and total < _PREFETCH:
+        st = steps[k]
+        k += 1
+        key = _step_key(st)
+        if key in entries or key in fresh or not len(st):
+            continue
+        fresh[key] = (st, pattern_key(st.src, st.dst))
+        total += len(st)
+    if len(fresh) > 1:
+        pats = fabric.prepare([(pk, st.src, st.dst) for st, pk in fresh.values()], params, fkey)
+    else:
+        pats = [fabric.pattern(st.src, st.dst, pk) for st, pk in fresh.values()]
+    made = []
+    for (key, (st, _)), pat in zip(fresh.items(), pats, strict=True):
+        ent = entries[key] = _Entry(st, pat, fabric, params, fkey)
+        if size is not None and ent.single_run and len(st) <= _SMALL_STEP:
+            made.append((st, ent))
+    if len(made) > 1:
+        _batch_costs(made, size, params)
+    return k, total
+
+
+def _flat(values, sizes):
+    """Per-entry figures (arrays, or scalars for every transfer) as one array, or one scalar
+    when all are the same scalar."""
+    if not any(isinstance(v, np.ndarray) for v in values) and len(set(map(float, values))) == 1:
+        return values[0]
+    return np.concatenate([v if isinstance(v, np.ndarray) else np.full(m, v, dtype=np.float64)
+                           for v, m in zip(values, sizes, strict=True)])
+
+
+def _batch_costs(made, size, params) -> None:
+    """Bytes, durations and byte totals of single-run entries under uniform chunks, in one pass;
+    the entries keep slices (first use still to come: ``uses`` 0)."""
+    sizes = [len(st) for st, _ in made]
+    tb = np.concatenate([st.run_len for st, _ in made]) * size
+    ents = [ent for _, ent in made]
+    any_reduce = any(ent.any_reduce for ent in ents)
+    red = np.concatenate([ent.reduce for ent in ents]) if any_reduce else None
+    cost = _cost_of(_flat([e.lat for e in ents], sizes), _flat([e.inv for e in ents], sizes),
+                    red, any_reduce, tb, params)
+    offs = [0, *accumulate(sizes)]
+    totals = np.add.reduceat(tb, offs[:-1]).tolist()
+    for i, ent in enumerate(ents):
+        a, b = offs[i], offs[i + 1]
+        ent.tb = ent.acc = tb[a:b]
+        ent.cost, ent.total, ent.uses = cost[a:b], totals[i], 0
+
+
+def _transfer_bytes(step, ent, nchunks, prefix2, size):
+    """Bytes of every transfer of ``step``: runs of ``size``-byte chunks, or (``size`` None)
+    a prefix-sum difference."""
     m = len(step)
-    if uniform:
-        rb = step.run_len * sizes[0] if len(sizes) else np.zeros(len(step.run_len))
+    if size is not None:
+        rb = step.run_len * size
     else:
         a = step.starts(nchunks)
         rb = prefix2[a + step.run_len] - prefix2[a]
     if ent.single_run:
-        return rb.astype(np.float64)
+        return rb if rb.dtype == np.float64 else rb.astype(np.float64)
     return np.bincount(ent.owner, weights=rb, minlength=m)
 
 
 def _cost(ent, tb, params):
     """Duration of every transfer of an entry, given its bytes."""
+    return _cost_of(ent.lat, ent.inv, ent.reduce, ent.any_reduce, tb, params)
+
+
+def _cost_of(lat, inv, reduce, any_reduce, tb, params):
     if params.name == "loggp":
-        cost = 2.0 * params.o + ent.lat + np.maximum(tb - 1.0, 0.0) * ent.inv
+        cost = 2.0 * params.o + lat + np.maximum(tb - 1.0, 0.0) * inv
     else:
-        cost = ent.lat + tb * ent.inv
-    if ent.any_reduce and params.gamma:
-        cost = cost + np.where(ent.reduce, tb * params.gamma, 0.0)
-    return np.broadcast_to(np.asarray(cost, dtype=np.float64), tb.shape)
+        cost = lat + tb * inv
+    if any_reduce:
+        cost = cost + np.where(reduce, tb * params.gamma, 0.0)
+    if getattr(cost, "shape", None) != tb.shape or cost.dtype != np.float64:
+        cost = np.broadcast_to(np.asarray(cost, dtype=np.float64), tb.shape)
+    return cost
 
 
 class _Totals:
@@ -319,27 +417,43 @@ class _Totals:
         self.nkeys = 0
 
     def fold(self, entries):
-        src, dst, acc_all, links, per_link = [], [], [], [], []
+        # Entries of one pattern (a Rabenseifner all-gather step and its reduce-scatter
+        # mirror) are summed first: the bytes are whole numbers, so the order is immaterial.
+        acc_of: dict = {}
         for ent in entries:
-            if ent.acc is None:
+            if ent.acc is None or not ent.uses:
                 continue
             acc = ent.acc * ent.uses if ent.uses > 1 else ent.acc
-            src.append(ent.src)
-            dst.append(ent.dst)
-            acc_all.append(acc)
-            links.append(ent.pat.links)
-            per_link.append(np.repeat(acc, np.diff(ent.pat.ptr)))
-        if not src:
+            got = acc_of.get(id(ent.pat))
+            acc_of[id(ent.pat)] = (ent.pat, acc if got is None else got[1] + acc)
+        if not acc_of:
             return
-        acc = np.concatenate(acc_all)
+        pats = [pat for pat, _ in acc_of.values()]
+        acc = np.concatenate([a for _, a in acc_of.values()])
         p = len(self.sent)
-        self.sent += np.bincount(np.concatenate(src), weights=acc, minlength=p)
-        self.received += np.bincount(np.concatenate(dst), weights=acc, minlength=p)
-        links, per_link = np.concatenate(links), np.concatenate(per_link)
+        self.sent += np.bincount(np.concatenate([pat.src for pat in pats]), weights=acc,
+                                 minlength=p)
+        self.received += np.bincount(np.concatenate([pat.dst for pat in pats]), weights=acc,
+                                     minlength=p)
         if self.link_bytes is not None:
-            self.link_bytes += np.bincount(links, weights=per_link,
-                                           minlength=len(self.link_bytes))
-        elif self.keys is not None:
+            nl = len(self.link_bytes)
+            rest = []
+            for pat, a in acc_of.values():
+                if pat.m > _SMALL_STEP and a.min() == a.max():
+                    # every transfer of a large pattern carries the same bytes: count the
+                    # links' uses instead of weighting every entry
+                    self.link_bytes += np.bincount(pat.links[: pat.ptr[-1]], minlength=nl) * a[0]
+                else:
+                    rest.append((pat, a))
+            if rest:
+                links = np.concatenate([pat.links[: pat.ptr[-1]] for pat, _ in rest])
+                per_link = np.repeat(np.concatenate([a for _, a in rest]),
+                                     np.concatenate([pat.lens for pat, _ in rest]))
+                self.link_bytes += np.bincount(links, weights=per_link, minlength=nl)
+            return
+        links = np.concatenate([pat.links[: pat.ptr[-1]] for pat in pats])
+        per_link = np.repeat(acc, np.concatenate([pat.lens for pat in pats]))
+        if self.keys is not None:
             self.keys.append(links)
             self.key_bytes.append(per_link)
             self.nkeys += len(links)
@@ -413,6 +527,15 @@ def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
     >>> round(r.time_s * 1e6, 6)  # 2(p-1) alpha + 2(p-1)/p n beta
     12.0
     """
+    # The loop allocates small objects (keys, entries) next to big graphs: with the collector
+    # on, its full collections walk every dict of the graphs (several ms at 1024 ranks).
+    with gc_paused():
+        return _simulate(schedule, topology, nbytes, model, placement, params, itemsize,
+                         timeline)
+
+
+def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, timeline
+              ) -> SimResult:
     topology, params = _resolve(topology, model, params)
     p = schedule.nranks
     if isinstance(itemsize, bool) or not isinstance(itemsize, int) or itemsize < 1:
@@ -422,9 +545,15 @@ def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
     nbytes = int(nbytes)
     fabric = fabric_for(topology, p, placement)
     C = schedule.nchunks
-    sizes = np.diff(chunk_bounds(nbytes // itemsize, C)).astype(np.float64) * itemsize
-    uniform = bool(sizes.min() == sizes.max())
-    prefix2 = np.concatenate(([0.0], np.cumsum(np.concatenate((sizes, sizes)))))
+    n_elems = nbytes // itemsize
+    # Chunk c holds elements [c n / C, (c + 1) n / C): all the same size when C divides n.
+    uniform = n_elems % C == 0
+    size = prefix2 = None
+    if uniform:
+        size = np.float64(n_elems // C) * itemsize
+    else:
+        sizes = np.diff(chunk_bounds(n_elems, C)).astype(np.float64) * itemsize
+        prefix2 = np.concatenate(([0.0], np.cumsum(np.concatenate((sizes, sizes)))))
     nsteps = len(schedule.steps)
     ntransfers = schedule.ntransfers
     keep = ntransfers <= TIMELINE_LIMIT if timeline is None else bool(timeline)
@@ -438,31 +567,44 @@ def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
     s_count = np.zeros(nsteps, dtype=np.int64)
     tl: list = []
     entries: dict = {}
+    scanned = 0
+    fkey = figures_key(params)
     pending = 0
     totals = _Totals(fabric, p)
 
+    # Small steps' first start and last end are taken in batches (two calls per step less).
+    held = ([], [], [])
+    held_n = 0
     for k, st in enumerate(schedule.steps):
         m = len(st)
         s_count[k] = m
         if m == 0:
+            if held_n:
+                held_n = _step_extremes(held, s_start, s_end)
             s_start[k] = s_end[k] = s_end[k - 1] if k else 0.0
             continue
-        key = (id(st.src), id(st.dst), id(st.reduce), id(st.run_ptr), id(st.run_len))
+        key = _step_key(st)
         ent = entries.get(key)
         if ent is None:
             if pending > _FLUSH_LIMIT:
                 totals.fold(entries.values())
                 entries.clear()
                 pending = 0
-            ent = _Entry(st, fabric.pattern(st.src, st.dst), fabric, params)
-            entries[key] = ent
-            pending += m
+            if k >= scanned:
+                scanned, added = _prefetch(schedule.steps, k, entries, fabric, params, fkey,
+                                           size)
+                pending += added
+                ent = entries[key]
+            else:  # its prefetched entry went with a flush
+                ent = entries[key] = _Entry(st, fabric.pattern(st.src, st.dst), fabric, params,
+                                            fkey)
+                pending += m
         src, dst = ent.src, ent.dst
         if uniform and ent.cost is not None:
             tb, cost, total = ent.tb, ent.cost, ent.total
-            ent.uses += 1
+            ent.uses += 1  # the first use of a prefetched entry makes it 1
         else:
-            tb = _transfer_bytes(st, ent, C, prefix2, sizes, uniform)
+            tb = _transfer_bytes(st, ent, C, prefix2, size)
             cost = _cost(ent, tb, params)
             total = float(tb.sum())
             if uniform:
@@ -498,12 +640,22 @@ def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
             else:
                 np.maximum.at(ready, src, end)
                 np.maximum.at(ready, dst, end)
-        s_start[k] = start.min()
-        s_end[k] = end.max()
+        if m > _SMALL_STEP:
+            s_start[k] = _min(start)
+            s_end[k] = _max(end)
+        else:
+            held[0].append(k)
+            held[1].append(start)
+            held[2].append(end)
+            held_n += m
+            if held_n > _SMALL_HELD:
+                held_n = _step_extremes(held, s_start, s_end)
         s_bytes[k] = total
         if keep:
             tl.append((k, st, tb, start, end))
 
+    if held_n:
+        _step_extremes(held, s_start, s_end)
     totals.fold(entries.values())
     time_s = float(ready.max()) if p else 0.0
     timeline_obj = None
@@ -517,6 +669,18 @@ def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
         rank_bytes_sent=totals.sent, rank_bytes_received=totals.received,
         timeline=timeline_obj, links=totals.link_stats(params, time_s),
     )
+
+
+def _step_extremes(held, s_start, s_end) -> int:
+    """Fill in the first start and last end of the held steps (``held``: their indices,
+    start and end arrays, emptied); return 0, the transfers now held."""
+    ks, starts, ends = held
+    offs = [0, *accumulate(len(a) for a in starts[:-1])]
+    s_start[ks] = np.minimum.reduceat(np.concatenate(starts), offs)
+    s_end[ks] = np.maximum.reduceat(np.concatenate(ends), offs)
+    for lst in held:
+        lst.clear()
+    return 0
 
 
 def _timeline(parts) -> Timeline:

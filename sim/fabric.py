@@ -16,33 +16,59 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
+from itertools import accumulate
 
 import networkx as nx
 import numpy as np
 
-from sim.maxmin import maxmin_rates
+from sim.maxmin import maxmin_rates, maxmin_rates_many
+from topologies.network import Network
 
-__all__ = ["AnalyticFabric", "GraphFabric", "Pattern", "fabric_for"]
+__all__ = ["AnalyticFabric", "GraphFabric", "Pattern", "fabric_for", "figures_key", "pattern_key"]
 
 #: Cached pattern transfers per fabric before the oldest patterns are dropped.
 PATTERN_CACHE_LIMIT = 8_000_000
+#: :meth:`_Fabric.prepare` routes patterns together up to this many transfers per call: small
+#: patterns share the per-call overhead, large ones are routed alone (their arrays stay small).
+_ROUTE_BATCH = 1 << 13
 
 
 class Pattern:
     """One ``(src, dst)`` pattern on a fabric: routes and per-model figures (memoised)."""
 
-    __slots__ = ("src", "dst", "m", "ptr", "links", "unique_src", "unique_dst", "memo",
-                 "_occ", "perm", "__weakref__")
+    __slots__ = ("src", "dst", "m", "ptr", "links", "_unique_src", "_unique_dst", "memo",
+                 "_occ", "perm", "_lens", "__weakref__")
 
     def __init__(self, src: np.ndarray, dst: np.ndarray, ptr: np.ndarray, links: np.ndarray):
         self.src, self.dst = src, dst
         self.m = len(src)
         self.ptr, self.links = ptr, links
-        self.unique_src = _unique(src)
-        self.unique_dst = _unique(dst)
+        self._unique_src = self._unique_dst = None
         self.memo: dict = {}
         self._occ = None
         self.perm = None
+        self._lens = None
+
+    @property
+    def unique_src(self) -> bool:
+        """No rank sends twice."""
+        if self._unique_src is None:
+            self._unique_src = _unique(self.src)
+        return self._unique_src
+
+    @property
+    def unique_dst(self) -> bool:
+        """No rank receives twice."""
+        if self._unique_dst is None:
+            self._unique_dst = _unique(self.dst)
+        return self._unique_dst
+
+    @property
+    def lens(self) -> np.ndarray:
+        """Number of links on each transfer's route."""
+        if self._lens is None:
+            self._lens = self.ptr[1:] - self.ptr[:-1]
+        return self._lens
 
     def permutation(self, nranks: int):
         """When every rank sends exactly once and receives exactly once: ``(inv_src,
@@ -67,6 +93,92 @@ class Pattern:
         return self._occ
 
 
+class _PatternKey:
+    """What :meth:`_Fabric.pattern` caches a step's rank arrays by: their contents (compared
+    in full), hashed on a sample of them (hashing all of a 16384-rank pattern's bytes costs
+    more than routing it anew would save at small sizes; equal contents still hash equal)."""
+
+    __slots__ = ("data", "h")
+
+    def __init__(self, src: np.ndarray, dst: np.ndarray):
+        self.data = (src.tobytes(), dst.tobytes())
+        m = len(src)
+        step = m // _KEY_SAMPLE + 1
+        self.h = hash((m, src[::step].tobytes(), dst[::step].tobytes(),
+                       src[-1:].tobytes(), dst[-1:].tobytes()))
+
+    def __hash__(self) -> int:
+        return self.h
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _PatternKey) and self.data == other.data
+
+
+#: Elements of each rank array that a pattern key hashes.
+_KEY_SAMPLE = 32
+
+
+def pattern_key(src: np.ndarray, dst: np.ndarray) -> _PatternKey:
+    """What :meth:`_Fabric.pattern` caches a step's rank arrays by (their contents)."""
+    return _PatternKey(src, dst)
+
+
+def figures_key(model) -> tuple:
+    """What a pattern memoises a model's figures by: the parameters that figures depend on."""
+    return (type(model).__name__,) + tuple(
+        getattr(model, f) for f in ("alpha", "beta", "L", "G") if hasattr(model, f))
+
+
+def _groups(sizes):
+    """``(i, j)`` ranges of consecutive patterns of at most ``_ROUTE_BATCH`` transfers in all
+    (a larger pattern alone)."""
+    i = 0
+    while i < len(sizes):
+        j, total = i + 1, sizes[i]
+        while j < len(sizes) and total + sizes[j] <= _ROUTE_BATCH:
+            total += sizes[j]
+            j += 1
+        yield i, j
+        i = j
+
+
+def _batch_flags(pats: list[Pattern], nranks: int) -> None:
+    """Find, for many patterns at once, which are permutations (every rank sends once and
+    receives once), with their inverses: what :meth:`Pattern.permutation` finds for each.
+
+    A pattern of ``nranks`` transfers is one when scattering ``t`` to ``inv[src[t]]`` and
+    reading back gives ``inv[src[t]] == t`` for every ``t`` (a repeated rank keeps one ``t``
+    only), and likewise for ``dst``.
+    """
+    cand = [p for p in pats if p.m == nranks]
+    for p in pats:
+        p.perm = False
+    if not cand or nranks == 0:
+        return
+    n = len(cand)
+    iota = np.arange(nranks, dtype=np.int64)
+    ident = (np.stack([p.src for p in cand]) == iota).all(axis=1).tolist()
+    ok = np.ones(n, dtype=bool)
+    inv = {}
+    for side in ("src", "dst"):
+        rows = [i for i in range(n) if side == "dst" or not ident[i]]  # 0..p-1 is one
+        if not rows:
+            continue
+        k = len(rows)
+        pos = np.stack([getattr(cand[i], side) for i in rows])
+        pos += np.arange(k, dtype=np.int64)[:, None] * nranks
+        flat = np.empty(k * nranks, dtype=np.int64)
+        flat[pos.reshape(-1)] = np.tile(iota, k)
+        ok[rows] &= (flat[pos].reshape(k, nranks) == iota).all(axis=1)
+        flat = flat.reshape(k, nranks)
+        for j, i in enumerate(rows):
+            inv[side, i] = flat[j]
+    for i, p in enumerate(cand):
+        if ok[i]:
+            p._unique_src = p._unique_dst = True
+            p.perm = (None if ident[i] else inv["src", i], inv["dst", i])
+
+
 def _unique(a: np.ndarray) -> bool:
     return len(a) < 2 or int(np.bincount(a).max()) <= 1
 
@@ -85,27 +197,74 @@ class _Fabric:
         self._patterns: OrderedDict = OrderedDict()
         self._cached = 0
 
-    def pattern(self, src: np.ndarray, dst: np.ndarray) -> Pattern:
-        """The (cached) pattern of a step's rank arrays."""
-        key = (src.tobytes(), dst.tobytes())
+    def pattern(self, src: np.ndarray, dst: np.ndarray, key: tuple | None = None) -> Pattern:
+        """The (cached) pattern of a step's rank arrays (``key``: :func:`pattern_key` of them,
+        when the caller has it)."""
+        if key is None:
+            key = pattern_key(src, dst)
         pat = self._patterns.get(key)
         if pat is None:
             pat = self._make(np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64))
-            self._patterns[key] = pat
-            self._cached += pat.m
-            while self._cached > PATTERN_CACHE_LIMIT and len(self._patterns) > 1:
-                _, old = self._patterns.popitem(last=False)
-                self._cached -= old.m
+            self._insert(key, pat)
         return pat
+
+    def _insert(self, key, pat) -> None:
+        self._patterns[key] = pat
+        self._cached += pat.m
+        while self._cached > PATTERN_CACHE_LIMIT and len(self._patterns) > 1:
+            _, old = self._patterns.popitem(last=False)
+            self._cached -= old.m
+
+    def prepare(self, pairs, model, fkey: tuple | None = None) -> list[Pattern]:
+        """The patterns of many steps, routed and costed under ``model`` together.
+
+        ``pairs`` holds ``(key, src, dst)`` per step (``key``: :func:`pattern_key`); returns
+        their patterns, in order, cached and with their figures memoised (``fkey``:
+        :func:`figures_key` of the model). The patterns not cached yet are routed together
+        and their figures computed together (small patterns in one call: a Rabenseifner step
+        of a few hundred ranks costs little more than the call overhead). The results are
+        those of one pattern at a time.
+        """
+        if fkey is None:
+            fkey = figures_key(model)
+        found: dict = {}
+        new, stale = [], []
+        for key, src, dst in pairs:
+            if key in found:
+                continue
+            pat = found[key] = self._patterns.get(key)
+            if pat is None:
+                new.append((key, np.asarray(src, dtype=np.int64),
+                            np.asarray(dst, dtype=np.int64)))
+            elif fkey not in pat.memo:
+                stale.append(pat)
+        made = self._make_many([(s, d) for _, s, d in new], model, fkey) if new else []
+        for (key, _, _), pat in zip(new, made, strict=True):
+            self._insert(key, pat)
+            found[key] = pat
+        todo = stale + [pat for pat in made if fkey not in pat.memo]
+        if todo:
+            for pat, got in zip(todo, self._figures_many(todo, model), strict=True):
+                pat.memo[fkey] = got
+        return [found[key] for key, _, _ in pairs]
+
+    def _make_many(self, pairs, model=None, fkey=None) -> list[Pattern]:
+        """The patterns of ``pairs``; those whose figures under ``model`` come out of the same
+        pass have them memoised under ``fkey``."""
+        return [self._make(s, d) for s, d in pairs]
+
+    def _figures_many(self, pats, model) -> list[tuple]:
+        return [self._figures(p, model) for p in pats]
 
     def _make(self, src, dst) -> Pattern:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def figures(self, pat: Pattern, model) -> tuple:
+    def figures(self, pat: Pattern, model, key: tuple | None = None) -> tuple:
         """``(latency, seconds per byte)`` of every transfer under ``model`` (arrays or
-        scalars), memoised per pattern."""
-        key = (type(model).__name__,) + tuple(
-            getattr(model, f) for f in ("alpha", "beta", "L", "G") if hasattr(model, f))
+        scalars), memoised per pattern (``key``: :func:`figures_key` of the model, when the
+        caller has it)."""
+        if key is None:
+            key = figures_key(model)
         got = pat.memo.get(key)
         if got is None:
             got = self._figures(pat, model)
@@ -166,31 +325,118 @@ class GraphFabric(_Fabric):
         self.rank_nodes = np.asarray(rank_nodes, dtype=np.int64)
         self.nranks = len(self.rank_nodes)
         self.description = description
+        self._hop_latency = None
+
+    def _routes(self, src, dst):
+        """Routes between ranks (placed on endpoints already: no need to check them)."""
+        a, b = self.rank_nodes[src], self.rank_nodes[dst]
+        if isinstance(self.net, Network):
+            return self.net.routes(a, b, check=False)
+        return self.net.routes(a, b)
 
     def _make(self, src, dst):
-        ptr, links = self.net.routes(self.rank_nodes[src], self.rank_nodes[dst])
+        ptr, links = self._routes(src, dst)
         return Pattern(src, dst, np.asarray(ptr, dtype=np.int64),
                        np.asarray(links, dtype=np.int64))
 
-    def _reduce(self, ufunc, values, pat, empty):
-        out = np.full(pat.m, empty, dtype=np.float64)
-        nonempty = pat.ptr[1:] > pat.ptr[:-1]
-        if nonempty.any():
-            out[nonempty] = ufunc.reduceat(values[pat.links], pat.ptr[:-1][nonempty])
+    def _make_many(self, pairs, model=None, fkey=None):
+        out: list[Pattern] = []
+        for i, j in _groups([len(s) for s, _ in pairs]):
+            if j == i + 1:
+                out.append(self._make(*pairs[i]))
+                continue
+            # One routing call and one figures pass for the group; each pattern's arrays are
+            # slices of the group's.
+            group = pairs[i:j]
+            src = np.concatenate([s for s, _ in group])
+            dst = np.concatenate([d for _, d in group])
+            ptr, links = self._routes(src, dst)
+            ptr = np.asarray(ptr, dtype=np.int64)
+            links = np.asarray(links, dtype=np.int64)
+            sizes = [len(s) for s, _ in group]
+            made = []
+            f = 0
+            for (s, d), m in zip(group, sizes, strict=True):
+                p = ptr[f:f + m + 1]
+                made.append(Pattern(s, d, p - p[0], links[p[0]:p[-1]]))
+                f += m
+            _batch_flags(made, self.nranks)
+            if model is not None:
+                for pat, got in zip(made, self._split(self._figures_csr(ptr, links, model, sizes),
+                                                      sizes), strict=True):
+                    pat.memo[fkey] = got
+            out.extend(made)
         return out
 
+    @staticmethod
+    def _split(figs, sizes):
+        """Per pattern ``(latency, seconds per byte)`` of figures computed for a group."""
+        offs = [0, *accumulate(sizes)]
+        return [tuple(x[a:b] if isinstance(x, np.ndarray) else x for x in figs)
+                for a, b in zip(offs[:-1], offs[1:], strict=True)]
+
+    @staticmethod
+    def _reduce(ufunc, values, ptr, links, empty):
+        out = np.full(len(ptr) - 1, empty, dtype=np.float64)
+        nonempty = ptr[1:] > ptr[:-1]
+        if nonempty.any():
+            out[nonempty] = ufunc.reduceat(values[links], ptr[:-1][nonempty])
+        return out
+
+    def _path_latency(self, ptr, links):
+        """Sum of the link latencies along each path of a CSR (0 for none)."""
+        net = self.net
+        if self._hop_latency is None:
+            lat = net.link_latency
+            self._hop_latency = (len(lat) > 0 and lat.min() == lat.max(), [0.0])
+        uniform, table = self._hop_latency
+        if not uniform:
+            return self._reduce(np.add, net.link_latency, ptr, links, 0.0)
+        # Every link has the same latency: a path's depends on its hop count only. The table
+        # holds, per count, the very sum that add.reduceat makes of that many latencies.
+        lens = ptr[1:] - ptr[:-1]
+        most = int(lens.max()) if len(lens) else 0
+        if most >= len(table):
+            seg = np.arange(1, most + 1)
+            starts = np.concatenate(([0], np.cumsum(seg)[:-1]))
+            vals = np.full(int(seg.sum()), net.link_latency[0])
+            table[:] = [0.0] + np.add.reduceat(vals, starts).tolist()
+        return np.asarray(table)[lens]
+
     def _figures(self, pat, model):
+        return self._figures_csr(pat.ptr, pat.links, model, None)
+
+    def _figures_many(self, pats, model):
+        out: list[tuple] = []
+        for i, j in _groups([p.m for p in pats]):
+            if j == i + 1:
+                out.append(self._figures(pats[i], model))
+                continue
+            group = pats[i:j]
+            sizes = [p.m for p in group]
+            ptr = np.zeros(sum(sizes) + 1, dtype=np.int64)
+            np.cumsum(np.concatenate([p.lens for p in group]), out=ptr[1:])
+            links = np.concatenate([p.links[: p.ptr[-1]] for p in group])
+            out.extend(self._split(self._figures_csr(ptr, links, model, sizes), sizes))
+        return out
+
+    def _figures_csr(self, ptr, links, model, sizes):
+        """Figures of the transfers of a CSR (``sizes``: transfers per pattern when it holds
+        several, whose contention is computed apart)."""
         lat, inv = _model_overrides(model)
         if lat is None:
-            lat = self._reduce(np.add, self.net.link_latency, pat, 0.0)
+            lat = self._path_latency(ptr, links)
         if model.name == "contention":
             cap = self.net.link_bandwidth if inv is None else np.full(self.net.nlinks, 1.0 / inv)
-            rate = maxmin_rates(pat.ptr, pat.links, cap)
+            if sizes is None:
+                rate = maxmin_rates(ptr, links, cap)
+            else:
+                rate = maxmin_rates_many(ptr, links, cap, sizes)
             with np.errstate(divide="ignore"):
                 return lat, 1.0 / rate
         if inv is None:
             with np.errstate(divide="ignore"):
-                inv = 1.0 / self._reduce(np.minimum, self.net.link_bandwidth, pat, np.inf)
+                inv = 1.0 / self._reduce(np.minimum, self.net.link_bandwidth, ptr, links, np.inf)
         return lat, inv
 
     def link_names(self, ids: np.ndarray) -> list[tuple]:

@@ -8,13 +8,34 @@ share in progressive filling, whatever happens elsewhere (freezing a flow elsewh
 rate only raises the other links' shares). So each round freezes the flows of every local-minimum
 link at its share, charges them to their links and repeats; the global minimum is always local,
 so every round makes progress and the rounds are few (the depth of the bottleneck hierarchy).
+
+Two reductions keep the rounds small. A link that only one flow crosses (a host's own up- and
+down-link, in most patterns most of the links) never changes anyone else's share: its share is
+its capacity until its flow freezes, so it acts as a *cap* on that flow's rate and leaves the
+rounds, which run over the shared links only. And a link is a local minimum exactly when none
+of its flows has a smaller bottleneck elsewhere (every flow's bottleneck is at most the share of
+each of its links), which is one comparison per (flow, link) entry and a scatter, with no
+per-link minimum. Both give the very numbers the plain rounds give: the same minima, and each
+link's remaining capacity charged with the same rates in the same order.
+
+:func:`maxmin_rates_many` solves several independent problems (the patterns of several steps)
+on one set of links in one pass: each problem's links are renumbered apart, so the rounds run
+side by side and each problem's rates are what it gets alone, with the per-call overhead paid
+once.
 """
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 import numpy as np
 
-__all__ = ["maxmin_rates"]
+__all__ = ["maxmin_rates", "maxmin_rates_many"]
+
+#: :func:`maxmin_rates_many` solves problems together up to this many path entries in all ...
+_BATCH_ENTRIES = 1 << 14
+#: ... and this many link slots (problems x links).
+_BATCH_SLOTS = 1 << 14
 
 
 def maxmin_rates(ptr: np.ndarray, links: np.ndarray, capacity: np.ndarray) -> np.ndarray:
@@ -42,43 +63,141 @@ def maxmin_rates(ptr: np.ndarray, links: np.ndarray, capacity: np.ndarray) -> np
     """
     ptr = np.asarray(ptr, dtype=np.int64)
     links = np.asarray(links, dtype=np.int64)[: ptr[-1]]
+    cap = np.asarray(capacity, dtype=np.float64)
+    return _solve(ptr, links, *_caps(cap, links))
+
+
+def _caps(cap: np.ndarray, links: np.ndarray):
+    """``(capacity of each entry's link, None)``, or ``(None, the capacity)`` when all the
+    links have one capacity."""
+    if len(cap) and cap.min() == cap.max():
+        return None, cap[0]
+    return cap[links], None
+
+
+def maxmin_rates_many(ptr: np.ndarray, links: np.ndarray, capacity: np.ndarray,
+                      nflows) -> np.ndarray:
+    """:func:`maxmin_rates` of several independent problems on the same links, in few passes.
+
+    ``(ptr, links)`` is the CSR of all the problems' flows one problem after the other, and
+    ``nflows[j]`` the number of flows of problem ``j``; flows of different problems never share
+    a link, even where their link ids are equal. Returns the rates of all the flows, each exactly
+    what :func:`maxmin_rates` gives its problem alone.
+
+    >>> cap = np.array([10.0, 2.0])
+    >>> maxmin_rates_many(np.array([0, 1, 3, 4]), np.array([0, 0, 1, 0]), cap, [2, 1]).tolist()
+    [8.0, 2.0, 10.0]
+    """
+    ptr = np.asarray(ptr, dtype=np.int64)
+    links = np.asarray(links, dtype=np.int64)[: ptr[-1]]
+    cap = np.asarray(capacity, dtype=np.float64)
+    nl = max(len(cap), 1)
+    fo = [0, *accumulate(int(x) for x in nflows)]
+    eo = ptr[fo].tolist()
+    rate = np.empty(len(ptr) - 1)
+    one = len(cap) and cap.min() == cap.max()
+    j = 0
+    while j < len(nflows):
+        # problems j..k-1 go together while they are small: a pass over a few thousand
+        # entries costs mostly its call overhead, so small problems share it; but the link
+        # counts of merged problems spread over problems x links slots, and once those
+        # leave the cache a merged pass is slower than separate ones
+        k = j + 1
+        while (k < len(nflows) and eo[k + 1] - eo[j] <= _BATCH_ENTRIES
+               and (k + 1 - j) * nl <= _BATCH_SLOTS):
+            k += 1
+        f0, f1, e0, e1 = fo[j], fo[k], eo[j], eo[k]
+        lk = links[e0:e1]
+        keys = lk
+        if k - j > 1:
+            keys = lk + np.repeat(np.arange(k - j, dtype=np.int64) * nl,
+                                  [b - a for a, b in zip(eo[j:k], eo[j + 1:k + 1], strict=True)])
+        rate[f0:f1] = _solve(ptr[f0:f1 + 1] - e0, keys, *((None, cap[0]) if one else
+                                                           (cap[lk], None)))
+        j = k
+    return rate
+
+
+def _solve(ptr: np.ndarray, keys: np.ndarray, cap_e, cap1) -> np.ndarray:
+    """Rates of the flows of CSR ``(ptr, keys)`` (``keys``: non-negative link numbers), where
+    ``cap_e`` is the capacity of each entry's link, or None when every link has capacity
+    ``cap1``.
+
+    Per-flow minima and "any" go through ``ufunc.at`` and scatters, not ``reduceat``: paths are
+    a few links long, and ``reduceat`` pays a fixed cost per segment.
+    """
     m = len(ptr) - 1
     rate = np.full(m, np.inf)
-    lens = np.diff(ptr)
-    if m == 0 or len(links) == 0:
+    if m == 0 or len(keys) == 0:
         return rate
-    # Renumber the links in use 0..nu-1 (a lookup table, no sort).
-    count = np.bincount(links)
-    used = np.flatnonzero(count)
+    lens = ptr[1:] - ptr[:-1]
+    flow_all = np.repeat(np.arange(m), lens)
+    # The smallest capacity on each path caps its flow (a link's share never exceeds its
+    # capacity, so this changes no bottleneck; it stands in for the links used by one flow).
+    if cap_e is None:
+        lo, uniform = cap1, True
+    else:
+        lo = cap_e.min()
+        uniform = lo == cap_e.max()
+    if uniform:  # one capacity (a uniform fabric): no per-path minimum to take
+        fcap = lo
+        rate[lens > 0] = lo
+    else:
+        fcap = np.full(m, np.inf)
+        np.minimum.at(fcap, flow_all, cap_e)
+        rate[:] = fcap
+    count = np.bincount(keys)
+    many = count > 1
+    sidx = np.flatnonzero(many[keys])
+    if not len(sidx):
+        return rate  # no link carries two flows: every flow runs at its cap
+    # The rounds run over the links that several flows share.
+    sflow = flow_all[sidx]
+    first = np.empty(len(sflow), dtype=bool)
+    first[0] = True
+    np.not_equal(sflow[1:], sflow[:-1], out=first[1:])
+    ids = sflow[first]  # the flows crossing a shared link, in order
+    flow_of = np.cumsum(first) - 1
+    capf = fcap if uniform else fcap[ids]
+    used = np.flatnonzero(many)
     nu = len(used)
-    lut = np.empty(len(count), dtype=np.int64)
-    lut[used] = np.arange(nu)
-    links = lut[links]
-    count = count[used].astype(np.float64)
-    rem = np.asarray(capacity, dtype=np.float64)[used].copy()
+    lut = np.cumsum(many) - 1  # shared link -> 0..nu-1
+    links = lut[keys[sidx]]
+    cnt = count[used].astype(np.float64)
+    if uniform:
+        rem = np.full(nu, lo)
+    else:
+        rem = np.empty(nu)
+        rem[links] = cap_e[sidx]
     share = np.empty(nu)
-    # The still-active flows (ids, path lengths) and their entries, in flow order.
-    ids = np.flatnonzero(lens > 0)
-    lens = lens[ids]
+    held = np.empty(nu, dtype=bool)
     while True:
-        starts = np.zeros(len(ids), dtype=np.int64)
-        np.cumsum(lens[:-1], out=starts[1:])
-        flow_of = np.repeat(np.arange(len(ids)), lens)
+        n = len(ids)
         # A link that no active flow crosses is never read below: its share does not matter.
-        np.divide(rem, count, out=share, where=count > 0)
+        np.divide(rem, cnt, out=share, where=cnt > 0)
         ent_share = share[links]
-        bott = np.minimum.reduceat(ent_share, starts)
+        bott = np.full(n, capf) if uniform else capf.copy()
+        np.minimum.at(bott, flow_of, ent_share)
         ent_bott = bott[flow_of]
-        # Saturated: no active flow crossing the link has a smaller bottleneck elsewhere.
-        link_min = np.full(nu, np.inf)
-        np.minimum.at(link_min, links, ent_bott)
-        frozen = np.logical_or.reduceat(ent_share <= link_min[links], starts)
-        rate[ids[frozen]] = bott[frozen]
+        # Saturated: no active flow crossing the link has a smaller bottleneck elsewhere (a
+        # flow's bottleneck is never above the share of one of its links); a flow held at its
+        # cap saturates a link of its own.
+        held.fill(False)
+        held[links[ent_bott < ent_share]] = True
+        frozen = capf <= bott
+        frozen[flow_of[~held[links]]] = True
+        rate[ids] = bott  # final for the frozen flows; the others get theirs later
         if frozen.all():
             return rate
         gone = frozen[flow_of]
-        rem -= np.bincount(links[gone], weights=ent_bott[gone], minlength=nu)
+        lg = links[gone]
+        rem -= np.bincount(lg, weights=ent_bott[gone], minlength=nu)
         np.maximum(rem, 0.0, out=rem)
-        count -= np.bincount(links[gone], minlength=nu)
+        cnt -= np.bincount(lg, minlength=nu)
         keep = ~frozen
-        ids, lens, links = ids[keep], lens[keep], links[~gone]
+        stay = ~gone
+        flow_of = (np.cumsum(keep) - 1)[flow_of[stay]]
+        links = links[stay]
+        ids = ids[keep]
+        if not uniform:
+            capf = capf[keep]

@@ -49,17 +49,30 @@ _GOLDEN = _U(0x9E3779B97F4A7C15)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, elementwise on a uint64 array."""
-    x = x ^ (x >> _U(30))
-    x = x * _M1
-    x = x ^ (x >> _U(27))
-    x = x * _M2
-    return x ^ (x >> _U(31))
+    """splitmix64 finaliser, elementwise on a uint64 array (which it overwrites: pass a
+    temporary)."""
+    x ^= x >> _U(30)
+    x *= _M1
+    x ^= x >> _U(27)
+    x *= _M2
+    x ^= x >> _U(31)
+    return x
 
 
 def pair_hash(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Deterministic 64-bit hash of each (src, dst) pair of node indices (uint64 array)."""
-    return _mix((src.astype(_U) << _U(32)) | dst.astype(_U))
+    x = np.asarray(src).astype(_U)
+    x <<= _U(32)
+    d = np.asarray(dst)
+    x |= d.view(_U) if d.dtype == np.int64 else d.astype(_U)  # same bits, no copy
+    return _mix(x)
+
+
+def _umod(h: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(h // n, h % n)`` of a uint64 array (the remainder as int64): ``//`` by a scalar is
+    vectorised, ``%`` is not, so the remainder is taken as ``h - (h // n) * n``."""
+    q = h // _U(n)
+    return q, (h - q * _U(n)).astype(np.int64)
 
 
 def _segments(ptr: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +148,7 @@ class Network:
         self._pair_ptr = np.zeros(1, dtype=np.int64)
         self._pair_links = np.empty(0, dtype=np.int64)
         self._router = _ROUTERS[self.family] if routing == "formula" else None
+        self._layout_cache = None
 
     def __repr__(self) -> str:
         fam = f"{self.family}, " if self.family else ""
@@ -180,13 +194,16 @@ class Network:
 
     # ------------------------------------------------------------------- routing
 
-    def routes(self, src, dst) -> tuple[np.ndarray, np.ndarray]:
+    def routes(self, src, dst, check: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Paths of many pairs at once.
 
         Parameters
         ----------
         src, dst : array_like of int
             Node indices (equal-length 1-D).
+        check : bool
+            Validate the indices (in range; endpoints, under formula routing). ``False`` is
+            for callers that already know them valid (the simulator's placed ranks).
 
         Returns
         -------
@@ -205,6 +222,10 @@ class Network:
         """
         src = np.asarray(src, dtype=np.int64)
         dst = np.asarray(dst, dtype=np.int64)
+        if not check:
+            if self._router is None:
+                return self._route_shortest(src, dst)
+            return getattr(self, self._router)(src, dst)
         if src.ndim != 1 or src.shape != dst.shape:
             raise ValueError(
                 f"routes: src and dst must be 1-D arrays of equal length, got shapes "
@@ -247,7 +268,7 @@ class Network:
     def _compact(self, M: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows of ``M`` (node indices, one path per row) restricted to ``mask`` -> CSR."""
         counts = mask.sum(axis=1)
-        flat = M[mask]
+        flat = M.reshape(-1)[np.flatnonzero(mask.reshape(-1))]  # M[mask], faster
         keep = np.ones(max(len(flat) - 1, 0), dtype=bool)
         ends = np.cumsum(counts)[:-1]
         keep[ends - 1] = False  # the pair (last of a row, first of the next) is no hop
@@ -300,25 +321,39 @@ class Network:
             before = cum[pair, i]
         return self._csr(a, b, nhops)
 
-    def _links_csr(self, K: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rows of ``K`` (link ids, one path per row) restricted to ``mask`` -> CSR."""
+    @staticmethod
+    def _links_csr(K: np.ndarray, mask: np.ndarray, nhops=None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``K`` (link ids, one path per row) restricted to ``mask`` -> CSR
+        (``nhops``: the row counts of ``mask``, when the caller knows them)."""
         ptr = np.zeros(len(K) + 1, dtype=np.int64)
-        np.cumsum(mask.sum(axis=1), out=ptr[1:])
-        return ptr, K[mask]
+        np.cumsum(mask.sum(axis=1) if nhops is None else nhops, out=ptr[1:])
+        # K[mask], but a gather at the kept positions is several times faster
+        return ptr, K.reshape(-1)[np.flatnonzero(mask.reshape(-1))]
 
     # fat_tree and gpu_cluster compute link ids directly from the edge order that compile
     # produces (and _matches_family guarantees): edge e = sorted (u < v) position, link 2e
     # goes up (u -> v), 2e + 1 down.
 
+    def _layout(self):
+        """The generator's layout of this network (fat_tree, gpu_cluster, dragonfly), cached."""
+        if self._layout_cache is None:
+            P, fam = self.params, self.family
+            if fam == "fat_tree":
+                self._layout_cache = gen.fat_tree_layout(P["k"], P["hosts"])
+            elif fam == "gpu_cluster":
+                self._layout_cache = gen.gpu_cluster_layout(P["nodes"], P["gpus_per_node"],
+                                                            P["leaf_radix"])
+            else:
+                self._layout_cache = gen.dragonfly_layout(P["groups"], P["routers"], P["hosts"])
+        return self._layout_cache
+
     def _route_fat_tree(self, s, d):
-        P = self.params
-        L = gen.fat_tree_layout(P["k"], P["hosts"])
+        L = self._layout()
         half, H = L.half, L.hosts
         es, ed = s // half, d // half
         ps, pd = es // half, ed // half
-        h = pair_hash(s, d)
-        a = (h % _U(half)).astype(np.int64)
-        j = ((h // _U(half)) % _U(half)).astype(np.int64)
+        q, a = _umod(pair_hash(s, d), half)
+        j = _umod(q, half)[1]
         agg_core = H + L.edges * half  # first aggregation -> core edge
         K = np.stack([
             2 * s,  # host -> edge switch
@@ -330,15 +365,15 @@ class Network:
         ], axis=1)
         diff, other_edge, other_pod = s != d, es != ed, ps != pd
         mask = np.stack([diff, other_edge, other_pod, other_pod, other_edge, diff], axis=1)
-        return self._links_csr(K, mask)
+        nhops = 2 * (diff.view(np.int8) + other_edge.view(np.int8) + other_pod.view(np.int8))
+        return self._links_csr(K, mask, nhops)
 
     def _route_gpu_cluster(self, s, d):
-        P = self.params
-        L = gen.gpu_cluster_layout(P["nodes"], P["gpus_per_node"], P["leaf_radix"])
+        L = self._layout()
         g = L.gpus_per_node
         ns, nd = s // g, d // g
         ls, ld = ns // L.servers_per_leaf, nd // L.servers_per_leaf
-        spine = (pair_hash(s, d) % _U(max(L.spines, 1))).astype(np.int64)
+        spine = _umod(pair_hash(s, d), max(L.spines, 1))[1]
         if g > 1:  # GPU v: edge 2v to its NVLink switch, 2v + 1 to its leaf
             nic_s, nic_d, leaf_spine = 2 * s + 1, 2 * d + 1, 2 * L.gpus
         else:
@@ -360,8 +395,7 @@ class Network:
         return self._links_csr(K, mask)
 
     def _route_dragonfly(self, s, d):
-        P = self.params
-        L = gen.dragonfly_layout(P["groups"], P["routers"], P["hosts"])
+        L = self._layout()
         rs, rd = s // L.hosts, d // L.hosts  # global router numbers
         gs, gd = rs // L.routers, rd // L.routers
         x = gs * L.routers + gen.dragonfly_global_router(L, gs, gd)
