@@ -473,17 +473,19 @@ class _Totals:
     def link_stats(self, params, time_s) -> LinkStats | None:
         fab = self.fabric
         inv = params.G if params.name == "loggp" else params.beta
+        # beta = 0 is an infinitely fast link: it carries bytes but is never busy.
+        rate = None if inv is None else (1.0 / inv if inv > 0 else np.inf)
         if self.link_bytes is not None:
             ids = np.flatnonzero(self.link_bytes > 0)
             b = self.link_bytes[ids]
-            bw = fab.net.link_bandwidth[ids] if inv is None else np.full(len(ids), 1.0 / inv)
+            bw = fab.net.link_bandwidth[ids] if rate is None else np.full(len(ids), rate)
         elif self.keys is not None:
             self._compact()
             ids = self.keys[0] if self.keys else np.zeros(0, dtype=np.int64)
             b = self.key_bytes[0] if self.keys else np.zeros(0)
             nz = b > 0
             ids, b = ids[nz], b[nz]
-            bw = np.full(len(ids), 1.0 / inv)
+            bw = np.full(len(ids), rate)
         else:
             return None
         return LinkStats(ids, b, bw, time_s, fab.link_names)

@@ -423,3 +423,11 @@ def test_api_predict_sweep_and_network_cache():
     best = dict(best_per_size(recs))
     assert best[64] == "recursive-halving"  # lg p messages beat p-1 at small sizes
     assert recs[0].busbw == pytest.approx(recs[0].algbw * 7 / 8)
+
+
+def test_zero_beta_means_latency_only():
+    # beta = 0 (infinitely fast links) is a valid model: only alpha remains.
+    import sim
+
+    r = sim.predict("allreduce", "ring", 4, 1 << 20, params=sim.Hockney(1e-6, 0.0))
+    assert r.time_s == pytest.approx(2 * 3 * 1e-6, rel=1e-12)
