@@ -41,7 +41,12 @@ The models
 
 Per step, the work is a handful of numpy operations on the step's arrays; what depends only on
 the step's pattern (routes, fair rates, transfer sizes when chunks are even) is computed once
-and reused, so a 16384-rank ring (32766 steps sharing one pattern) costs a few seconds.
+and reused, so a 16384-rank ring (32766 steps sharing one pattern) costs a few seconds. Steps
+with arrays of their own (Rabenseifner's) are looked at ahead, a window at a time: their
+patterns are routed and costed together (:meth:`sim.fabric._Fabric.prepare`) and, for small
+steps, their durations computed and their first start / last end taken together, which changes
+no number. The cyclic garbage collector is paused during a call: its full collections would
+walk every dict of the topology graphs.
 """
 
 from __future__ import annotations

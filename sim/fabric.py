@@ -6,6 +6,12 @@ every transfer. Patterns are cached by content, so a ring's ``2(p-1)`` steps, wh
 pattern, are routed and (for the contention model) rate-allocated once, and so are the steps of
 a sweep over sizes.
 
+Where the steps' patterns differ (Rabenseifner, recursive doubling: a new partner each step)
+:meth:`_Fabric.prepare` takes many at once: small patterns are routed in one call, their
+permutation checks done in one pass and their rates filled side by side, so that a pattern of a
+few hundred transfers costs little more than its share of the work, not a few hundred numpy
+calls of its own. The numbers are those of one pattern at a time.
+
 Two fabrics exist: :class:`GraphFabric` (a compiled ``topologies`` network, ranks placed on its
 endpoints) and :class:`AnalyticFabric` (``p`` ranks fully connected by identical full-duplex
 links, one directed link per ordered pair, whose latency and bandwidth come from the model's
@@ -93,25 +99,27 @@ class Pattern:
         return self._occ
 
 
-class _PatternKey:
+class _PatternKey(int):
     """What :meth:`_Fabric.pattern` caches a step's rank arrays by: their contents (compared
     in full), hashed on a sample of them (hashing all of a 16384-rank pattern's bytes costs
-    more than routing it anew would save at small sizes; equal contents still hash equal)."""
+    more than routing it anew would save at small sizes; equal contents still hash equal).
+    The value is the hash, so that dicts hash it in C."""
 
-    __slots__ = ("data", "h")
-
-    def __init__(self, src: np.ndarray, dst: np.ndarray):
-        self.data = (src.tobytes(), dst.tobytes())
+    def __new__(cls, src: np.ndarray, dst: np.ndarray):
         m = len(src)
         step = m // _KEY_SAMPLE + 1
-        self.h = hash((m, src[::step].tobytes(), dst[::step].tobytes(),
-                       src[-1:].tobytes(), dst[-1:].tobytes()))
+        self = int.__new__(cls, hash((m, src[::step].tobytes(), dst[::step].tobytes(),
+                                      src[-1:].tobytes(), dst[-1:].tobytes())))
+        self.data = (src.tobytes(), dst.tobytes())
+        return self
 
-    def __hash__(self) -> int:
-        return self.h
+    __hash__ = int.__hash__
 
     def __eq__(self, other) -> bool:
         return isinstance(other, _PatternKey) and self.data == other.data
+
+    def __ne__(self, other) -> bool:
+        return not self == other
 
 
 #: Elements of each rank array that a pattern key hashes.
@@ -157,7 +165,8 @@ def _batch_flags(pats: list[Pattern], nranks: int) -> None:
         return
     n = len(cand)
     iota = np.arange(nranks, dtype=np.int64)
-    ident = (np.stack([p.src for p in cand]) == iota).all(axis=1).tolist()
+    ident = (np.concatenate([p.src for p in cand]).reshape(n, nranks) == iota).all(axis=1)
+    ident = ident.tolist()
     ok = np.ones(n, dtype=bool)
     inv = {}
     for side in ("src", "dst"):
@@ -165,12 +174,11 @@ def _batch_flags(pats: list[Pattern], nranks: int) -> None:
         if not rows:
             continue
         k = len(rows)
-        pos = np.stack([getattr(cand[i], side) for i in rows])
-        pos += np.arange(k, dtype=np.int64)[:, None] * nranks
-        flat = np.empty(k * nranks, dtype=np.int64)
-        flat[pos.reshape(-1)] = np.tile(iota, k)
-        ok[rows] &= (flat[pos].reshape(k, nranks) == iota).all(axis=1)
-        flat = flat.reshape(k, nranks)
+        ranks = np.concatenate([getattr(cand[i], side) for i in rows]).reshape(k, nranks)
+        r = np.arange(k)[:, None]
+        flat = np.empty((k, nranks), dtype=np.int64)
+        flat[r, ranks] = iota
+        ok[rows] &= (flat[r, ranks] == iota).all(axis=1)
         for j, i in enumerate(rows):
             inv[side, i] = flat[j]
     for i, p in enumerate(cand):

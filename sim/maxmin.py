@@ -9,19 +9,27 @@ rate only raises the other links' shares). So each round freezes the flows of ev
 link at its share, charges them to their links and repeats; the global minimum is always local,
 so every round makes progress and the rounds are few (the depth of the bottleneck hierarchy).
 
-Two reductions keep the rounds small. A link that only one flow crosses (a host's own up- and
-down-link, in most patterns most of the links) never changes anyone else's share: its share is
-its capacity until its flow freezes, so it acts as a *cap* on that flow's rate and leaves the
-rounds, which run over the shared links only. And a link is a local minimum exactly when none
-of its flows has a smaller bottleneck elsewhere (every flow's bottleneck is at most the share of
-each of its links), which is one comparison per (flow, link) entry and a scatter, with no
-per-link minimum. Both give the very numbers the plain rounds give: the same minima, and each
-link's remaining capacity charged with the same rates in the same order.
+Three things keep the rounds small and cheap.
+
+* A link that only one flow crosses (a host's own up- and down-link: in most patterns most of
+  the entries) never changes anyone else's share: its share is its capacity until its flow
+  freezes, so it acts as a *cap* on that flow's rate and leaves the rounds, which run over the
+  shared links only. The cap taken is the smallest capacity on the whole path, which changes
+  nothing (a link's share never exceeds its capacity, and a shared link whose share reaches its
+  capacity has that flow alone left) and, on a fabric of one link speed, is one number.
+* A link is a local minimum exactly when none of its flows has a smaller bottleneck elsewhere
+  (every flow's bottleneck is at most the share of each of its links): one comparison per
+  (flow, link) entry and a scatter, with no per-link minimum.
+* Per-flow minima and "any" are ``ufunc.at`` and scatters, not ``reduceat``, which pays a
+  fixed cost per segment (a path is a few links).
+
+All give the very numbers the plain rounds give: the same minima, and each link's remaining
+capacity charged with the same rates in the same order.
 
 :func:`maxmin_rates_many` solves several independent problems (the patterns of several steps)
 on one set of links in one pass: each problem's links are renumbered apart, so the rounds run
 side by side and each problem's rates are what it gets alone, with the per-call overhead paid
-once.
+once per group of small problems.
 """
 
 from __future__ import annotations
@@ -122,16 +130,14 @@ def _solve(ptr: np.ndarray, keys: np.ndarray, cap_e, cap1) -> np.ndarray:
     """Rates of the flows of CSR ``(ptr, keys)`` (``keys``: non-negative link numbers), where
     ``cap_e`` is the capacity of each entry's link, or None when every link has capacity
     ``cap1``.
-
-    Per-flow minima and "any" go through ``ufunc.at`` and scatters, not ``reduceat``: paths are
-    a few links long, and ``reduceat`` pays a fixed cost per segment.
     """
     m = len(ptr) - 1
-    rate = np.full(m, np.inf)
+    rate = np.empty(m)
+    rate.fill(np.inf)
     if m == 0 or len(keys) == 0:
         return rate
     lens = ptr[1:] - ptr[:-1]
-    flow_all = np.repeat(np.arange(m), lens)
+    flow_all = np.arange(m).repeat(lens)
     # The smallest capacity on each path caps its flow (a link's share never exceeds its
     # capacity, so this changes no bottleneck; it stands in for the links used by one flow).
     if cap_e is None:
@@ -148,7 +154,7 @@ def _solve(ptr: np.ndarray, keys: np.ndarray, cap_e, cap1) -> np.ndarray:
         rate[:] = fcap
     count = np.bincount(keys)
     many = count > 1
-    sidx = np.flatnonzero(many[keys])
+    sidx = many[keys].nonzero()[0]
     if not len(sidx):
         return rate  # no link carries two flows: every flow runs at its cap
     # The rounds run over the links that several flows share.
@@ -157,15 +163,17 @@ def _solve(ptr: np.ndarray, keys: np.ndarray, cap_e, cap1) -> np.ndarray:
     first[0] = True
     np.not_equal(sflow[1:], sflow[:-1], out=first[1:])
     ids = sflow[first]  # the flows crossing a shared link, in order
-    flow_of = np.cumsum(first) - 1
+    flow_of = first.cumsum()
+    flow_of -= 1
     capf = fcap if uniform else fcap[ids]
-    used = np.flatnonzero(many)
-    nu = len(used)
-    lut = np.cumsum(many) - 1  # shared link -> 0..nu-1
+    lut = many.cumsum()  # shared link -> 1..nu
+    nu = int(lut[-1])
     links = lut[keys[sidx]]
-    cnt = count[used].astype(np.float64)
+    links -= 1
+    cnt = count[many].astype(np.float64)
     if uniform:
-        rem = np.full(nu, lo)
+        rem = np.empty(nu)
+        rem.fill(lo)
     else:
         rem = np.empty(nu)
         rem[links] = cap_e[sidx]
@@ -176,7 +184,11 @@ def _solve(ptr: np.ndarray, keys: np.ndarray, cap_e, cap1) -> np.ndarray:
         # A link that no active flow crosses is never read below: its share does not matter.
         np.divide(rem, cnt, out=share, where=cnt > 0)
         ent_share = share[links]
-        bott = np.full(n, capf) if uniform else capf.copy()
+        if uniform:
+            bott = np.empty(n)
+            bott.fill(capf)
+        else:
+            bott = capf.copy()
         np.minimum.at(bott, flow_of, ent_share)
         ent_bott = bott[flow_of]
         # Saturated: no active flow crossing the link has a smaller bottleneck elsewhere (a
@@ -196,7 +208,9 @@ def _solve(ptr: np.ndarray, keys: np.ndarray, cap_e, cap1) -> np.ndarray:
         cnt -= np.bincount(lg, minlength=nu)
         keep = ~frozen
         stay = ~gone
-        flow_of = (np.cumsum(keep) - 1)[flow_of[stay]]
+        renum = keep.cumsum()
+        renum -= 1
+        flow_of = renum[flow_of[stay]]
         links = links[stay]
         ids = ids[keep]
         if not uniform:

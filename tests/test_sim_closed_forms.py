@@ -431,3 +431,189 @@ def test_zero_beta_means_latency_only():
 
     r = sim.predict("allreduce", "ring", 4, 1 << 20, params=sim.Hockney(1e-6, 0.0))
     assert r.time_s == pytest.approx(2 * 3 * 1e-6, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+def _maxmin_plain(ptr, links, capacity):
+    """The rounds without the fast paths (every link, reduceat per flow, a lookup table of the
+    links in use): what maxmin_rates computed before them, number for number."""
+    ptr = np.asarray(ptr, dtype=np.int64)
+    links = np.asarray(links, dtype=np.int64)[: ptr[-1]]
+    m = len(ptr) - 1
+    rate = np.full(m, np.inf)
+    lens = np.diff(ptr)
+    if m == 0 or len(links) == 0:
+        return rate
+    count = np.bincount(links)
+    used = np.flatnonzero(count)
+    lut = np.empty(len(count), dtype=np.int64)
+    lut[used] = np.arange(len(used))
+    links = lut[links]
+    count = count[used].astype(np.float64)
+    rem = np.asarray(capacity, dtype=np.float64)[used].copy()
+    share = np.empty(len(used))
+    ids = np.flatnonzero(lens > 0)
+    lens = lens[ids]
+    while True:
+        starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+        flow_of = np.repeat(np.arange(len(ids)), lens)
+        np.divide(rem, count, out=share, where=count > 0)
+        ent_share = share[links]
+        bott = np.minimum.reduceat(ent_share, starts)
+        ent_bott = bott[flow_of]
+        link_min = np.full(len(used), np.inf)
+        np.minimum.at(link_min, links, ent_bott)
+        frozen = np.logical_or.reduceat(ent_share <= link_min[links], starts)
+        rate[ids[frozen]] = bott[frozen]
+        if frozen.all():
+            return rate
+        gone = frozen[flow_of]
+        rem -= np.bincount(links[gone], weights=ent_bott[gone], minlength=len(used))
+        np.maximum(rem, 0.0, out=rem)
+        count -= np.bincount(links[gone], minlength=len(used))
+        ids, lens, links = ids[~frozen], lens[~frozen], links[~gone]
+
+
+def _random_problems(rng, n, nl):
+    out = []
+    for _ in range(n):
+        m = int(rng.integers(0, 40))
+        paths = [rng.choice(nl, size=int(rng.integers(0, min(nl, 5) + 1)), replace=False)
+                 for _ in range(m)]
+        ptr = np.concatenate(([0], np.cumsum([len(x) for x in paths]))).astype(np.int64)
+        links = np.concatenate(paths + [np.zeros(0, dtype=np.int64)]).astype(np.int64)
+        out.append((ptr, links))
+    return out
+
+
+def _side_by_side(probs):
+    """One CSR of several problems, one after the other, and their flow counts."""
+    offs = np.cumsum([0] + [p[-1] for p, _ in probs])
+    ptr = np.concatenate([[0]] + [p[1:] + o for (p, _), o in zip(probs, offs[:-1], strict=True)])
+    return ptr, np.concatenate([lk for _, lk in probs]), [len(p) - 1 for p, _ in probs]
+
+
+def test_maxmin_fast_paths_give_the_plain_rounds_numbers_exactly():
+    from sim.maxmin import maxmin_rates_many
+
+    rng = np.random.default_rng(7)
+    for caps in ("uniform", "few", "spread"):
+        for _ in range(30):
+            nl = int(rng.integers(1, 30))
+            cap = {"uniform": np.full(nl, 2.5), "few": rng.choice([0.5, 1.0, 3.0, 10.0], nl),
+                   "spread": rng.uniform(0.5, 5.0, nl)}[caps]
+            probs = _random_problems(rng, 6, nl)
+            want = [_maxmin_plain(p, lk, cap) for p, lk in probs]
+            for (p, lk), w in zip(probs, want, strict=True):
+                assert np.array_equal(maxmin_rates(p, lk, cap), w)
+            # the same problems solved side by side
+            ptr, links, nfl = _side_by_side(probs)
+            assert np.array_equal(maxmin_rates_many(ptr, links, cap, nfl), np.concatenate(want))
+
+
+def test_maxmin_many_groups_any_way(monkeypatch):
+    import sim.maxmin as M
+
+    rng = np.random.default_rng(3)
+    cap = rng.uniform(1.0, 4.0, 12)
+    probs = _random_problems(rng, 25, 12)
+    ptr, links, nfl = _side_by_side(probs)
+    want = np.concatenate([_maxmin_plain(p, lk, cap) for p, lk in probs])
+    for entries, slots in ((1, 1), (30, 1 << 20), (1 << 20, 40), (1 << 20, 1 << 20)):
+        monkeypatch.setattr(M, "_BATCH_ENTRIES", entries)
+        monkeypatch.setattr(M, "_BATCH_SLOTS", slots)
+        assert np.array_equal(M.maxmin_rates_many(ptr, links, cap, nfl), want)
+
+
+def _result_arrays(r):
+    tl = r.timeline
+    return [r.time_s, r.rank_finish, r.steps.start, r.steps.end, r.steps.bytes,
+            r.rank_bytes_sent, r.rank_bytes_received, r.links.ids, r.links.bytes,
+            r.links.utilisation] + ([] if tl is None else [tl.start, tl.end, tl.bytes])
+
+
+def test_batched_patterns_and_steps_change_no_number(monkeypatch):
+    """Routing and costing the patterns of many steps together, computing the durations of
+    many steps together and taking their first start / last end together give what one step
+    at a time gives, bit for bit."""
+    import sim.engine as E
+    import sim.fabric as F
+    import sim.maxmin as M
+    from collectives.registry import algorithms
+
+    tops = [fat_tree(4), fat_tree(4, oversubscription=3), ring(12),
+            gpu_cluster(3, 4, leaf_radix=8)]
+    models = [Contention(), LogGP(o=1e-7, g=3e-7), Contention(alpha=1e-6, gamma=1e-10)]
+    cases = [(c, a) for c, algos in algorithms().items() for a in algos]
+
+    def run_all():
+        out = []
+        for G in tops:
+            for coll, algo in cases:
+                for p in (6, 12):
+                    s = build(coll, algo, p)
+                    for model in models:
+                        for n in (4096, 1000003):
+                            F._NETWORKS.clear()  # fresh pattern caches
+                            out.append(_result_arrays(simulate(s, G, n, model, timeline=True)))
+        return out
+
+    batched = run_all()
+    monkeypatch.setattr(E, "_PREFETCH", 1)  # one step at a time: no prepare
+    monkeypatch.setattr(E, "_SMALL_STEP", 0)  # no batched durations nor extremes
+    monkeypatch.setattr(F, "_ROUTE_BATCH", 1)
+    monkeypatch.setattr(M, "_BATCH_ENTRIES", 1)
+    single = run_all()
+    monkeypatch.setattr(E, "_PREFETCH", 50)  # small windows, flushes, tiny groups
+    monkeypatch.setattr(E, "_SMALL_STEP", 8)
+    monkeypatch.setattr(E, "_SMALL_HELD", 20)
+    monkeypatch.setattr(E, "_FLUSH_LIMIT", 40)
+    monkeypatch.setattr(F, "_ROUTE_BATCH", 30)
+    monkeypatch.setattr(M, "_BATCH_ENTRIES", 60)
+    tiny = run_all()
+    for a, b, c in zip(batched, single, tiny, strict=True):
+        for x, y, z in zip(a, b, c, strict=True):
+            assert np.array_equal(x, y) and np.array_equal(x, z)
+
+
+def test_batch_permutation_flags_match_one_pattern_at_a_time():
+    from sim.fabric import GraphFabric, Pattern, _batch_flags
+
+    rng = np.random.default_rng(5)
+    p = 8
+    pairs = [(np.arange(p), rng.permutation(p)), (rng.permutation(p), rng.permutation(p)),
+             (np.arange(p), np.arange(p)), (np.arange(p), (np.arange(p) + 1) % p),
+             (np.arange(p), np.zeros(p, dtype=np.int64)), (np.arange(p - 1), np.arange(1, p)),
+             (rng.permutation(p), np.arange(p)), (np.array([0, 0, 1, 2, 3, 4, 5, 6]),
+                                                  rng.permutation(p))]
+    fab = GraphFabric(compile_network(fat_tree(4)), np.arange(p), "x")
+    batch = fab._make_many([(s.astype(np.int64), d.astype(np.int64)) for s, d in pairs])
+    for pat, (s, d) in zip(batch, pairs, strict=True):
+        alone = Pattern(s.astype(np.int64), d.astype(np.int64), pat.ptr, pat.links)
+        want, got = alone.permutation(p), pat.permutation(p)
+        assert (want is None) == (got is None)
+        if want is not None:
+            assert (want[0] is None) == (got[0] is None)
+            assert all(x is None or np.array_equal(x, y)
+                       for x, y in zip(want, got, strict=True))
+        assert (pat.unique_src, pat.unique_dst) == (alone.unique_src, alone.unique_dst)
+    _batch_flags([], p)
+
+
+def test_pattern_cache_keys_by_contents():
+    from sim.fabric import GraphFabric
+
+    p = 4096
+    fab = GraphFabric(compile_network(fat_tree(32)), compile_network(fat_tree(32)).endpoints,
+                      "x")
+    src = np.arange(p)
+    a = fab.pattern(src, (src + 1) % p)
+    assert fab.pattern(src.copy(), ((src + 1) % p).copy()) is a
+    # differs only where the key's sample does not look: still a pattern of its own
+    d = (src + 1) % p
+    d[[1, 2]] = d[[2, 1]]
+    b = fab.pattern(src, d)
+    assert b is not a and np.array_equal(b.dst, d)
+    assert fab.pattern(src, d.copy()) is b

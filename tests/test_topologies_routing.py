@@ -282,3 +282,67 @@ def test_unknown_family_routes_by_shortest_paths():
     G = T.switch(3)
     G.graph["family"] = "my-cluster"
     assert T.compile_network(G).routing == "shortest"
+
+
+def _link_ids_by_search(net, src, dst):
+    """The binary search over sorted (src, dst) keys that the link hash table replaced."""
+    keys = net.link_src.astype(np.int64) * net.nnodes + net.link_dst
+    order = np.argsort(keys, kind="stable")
+    skeys = keys[order]
+    q = np.asarray(src, dtype=np.int64) * net.nnodes + np.asarray(dst, dtype=np.int64)
+    if not len(skeys):
+        return np.zeros(q.shape, dtype=np.int64), np.zeros(q.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(skeys, q), len(skeys) - 1)
+    return order[pos], skeys[pos] == q
+
+
+@pytest.mark.parametrize("G", GRAPHS + [nx.gnm_random_graph(60, 300, seed=3)],
+                         ids=IDS + ["random"])
+def test_link_table_equals_binary_search(G):
+    if "family" not in G.graph:
+        nx.set_node_attributes(G, "endpoint", "kind")
+        nx.set_edge_attributes(G, 1e9, "bandwidth")
+        nx.set_edge_attributes(G, 1e-6, "latency")
+    net = T.compile_network(G)
+    rng = np.random.default_rng(0)
+    u, v = net.link_src.astype(np.int64), net.link_dst.astype(np.int64)
+    want, _ = _link_ids_by_search(net, u, v)
+    perm = rng.permutation(len(u))  # any order, repeats included
+    for s, d, w in ((u, v, want), (u[perm], v[perm], want[perm]),
+                    (np.tile(u, 3), np.tile(v, 3), np.tile(want, 3))):
+        assert np.array_equal(net.link_ids(s, d), w)
+    assert net.link_ids(u.reshape(-1, 2), v.reshape(-1, 2)).shape == (len(u) // 2, 2)
+    # pairs that are not all linked: the error names the first missing one, as before
+    for _ in range(20):
+        s, d = rng.integers(0, net.nnodes, 40), rng.integers(0, net.nnodes, 40)
+        w, ok = _link_ids_by_search(net, s, d)
+        if ok.all():
+            assert np.array_equal(net.link_ids(s, d), w)
+            continue
+        i = int(np.flatnonzero(~ok)[0])
+        with pytest.raises(ValueError, match=f"no link from {net.nodes[s[i]]!r} to "
+                                             f"{net.nodes[d[i]]!r}$"):
+            net.link_ids(s, d)
+
+
+def test_link_table_parallel_links_and_empty():
+    M = nx.MultiGraph()
+    M.add_nodes_from(range(3), kind="endpoint")
+    for u, v in ((0, 1), (0, 1), (1, 2), (0, 1)):
+        M.add_edge(u, v, bandwidth=1e9, latency=1e-6)
+    net = T.compile_network(M)
+    want, _ = _link_ids_by_search(net, [0, 1, 1, 2], [1, 0, 2, 1])
+    assert net.link_ids([0, 1, 1, 2], [1, 0, 2, 1]).tolist() == want.tolist() == [0, 1, 6, 7]
+    assert net.link_ids([], []).tolist() == []
+    lone = nx.Graph()
+    lone.add_node(0, kind="endpoint")
+    with pytest.raises(ValueError, match="no link from 0 to 0"):
+        T.compile_network(lone).link_ids([0], [0])
+
+
+@pytest.mark.parametrize("G", GRAPHS, ids=IDS)
+def test_unchecked_routes_equal_checked(G):
+    net = T.compile_network(G)
+    src, dst = all_pairs(net)
+    for a, b in zip(net.routes(src, dst), net.routes(src, dst, check=False), strict=True):
+        assert np.array_equal(a, b)

@@ -68,6 +68,14 @@ def pair_hash(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return _mix(x)
 
 
+def _fib_slot(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Fibonacci hashing of non-negative int64 keys to slots ``0 .. 2**bits - 1``."""
+    x = keys.astype(_U)
+    x *= _GOLDEN
+    x >>= _U(64 - bits)
+    return x.astype(np.int64)
+
+
 def _umod(h: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``(h // n, h % n)`` of a uint64 array (the remainder as int64): ``//`` by a scalar is
     vectorised, ``%`` is not, so the remainder is taken as ``h - (h // n) * n``."""
@@ -149,6 +157,7 @@ class Network:
         self._pair_links = np.empty(0, dtype=np.int64)
         self._router = _ROUTERS[self.family] if routing == "formula" else None
         self._layout_cache = None
+        self._ltab = None
 
     def __repr__(self) -> str:
         fam = f"{self.family}, " if self.family else ""
@@ -179,18 +188,69 @@ class Network:
     def link_ids(self, src, dst) -> np.ndarray:
         """Directed link id from each ``src[i]`` to ``dst[i]`` (node indices), vectorised.
 
+        A hash table of the links (built on first use) answers each pair in constant
+        expected time, a probe or two, where a binary search over all the links took
+        ``log2(links)`` dependent reads. Where parallel links join a pair, the one with
+        the lowest id is returned.
+
         Raises ``ValueError`` if some pair is not linked.
+
+        Examples
+        --------
+        >>> from topologies import ring
+        >>> net = compile_network(ring(4))
+        >>> net.link_ids([0, 1], [1, 0]).tolist()
+        [0, 1]
         """
         src = np.asarray(src, dtype=np.int64)
         dst = np.asarray(dst, dtype=np.int64)
-        q = src * self.nnodes + dst
-        pos = np.minimum(np.searchsorted(self._keys, q), max(len(self._keys) - 1, 0))
-        found = self._keys[pos] == q if len(self._keys) else np.zeros(q.shape, bool)
-        if not found.all():
-            i = np.flatnonzero(~found)[0]
-            u, v = self.nodes[src.flat[i]], self.nodes[dst.flat[i]]
-            raise ValueError(f"no link from {u!r} to {v!r}")
-        return self._key_order[pos].astype(np.int64)
+        q = (src * self.nnodes + dst).reshape(-1)
+        tab_keys, tab_ids, bits = self._link_table()
+        h = _fib_slot(q, bits)
+        got = tab_keys[h]
+        hit = got == q
+        if not hit.all():  # collisions: probe on; an empty slot means no such link
+            mask = len(tab_keys) - 1
+            todo = np.flatnonzero(~hit)
+            missing = len(q)
+            while len(todo):
+                live = tab_keys[h[todo]] >= 0
+                if not live.all():
+                    missing = min(missing, int(todo[~live].min()))
+                    todo = todo[live]
+                h[todo] = (h[todo] + 1) & mask
+                todo = todo[tab_keys[h[todo]] != q[todo]]
+            if missing < len(q):
+                u, v = self.nodes[src.flat[missing]], self.nodes[dst.flat[missing]]
+                raise ValueError(f"no link from {u!r} to {v!r}")
+        return tab_ids[h].reshape(src.shape)
+
+    def _link_table(self):
+        """``(keys, link ids, bits)``: the links in an open-addressing table of ``2**bits``
+        slots (linear probing), keyed ``src * nnodes + dst``; -1 marks an empty slot."""
+        if self._ltab is None:
+            keys, ids = self._keys, self._key_order  # sorted: parallel links in id order
+            E = len(keys)
+            bits = max(1, (2 * E - 1).bit_length())  # at most half full
+            tab_keys = np.full(1 << bits, -1, dtype=np.int64)
+            tab_ids = np.zeros(1 << bits, dtype=np.int64)
+            slot = _fib_slot(keys, bits)
+            todo = np.arange(E)
+            while len(todo):
+                # every waiting key tries its slot; the first (lowest) of those that want
+                # the same free slot takes it, the others move one slot on
+                at = slot[todo]
+                free = tab_keys[at] < 0
+                cand = todo[free]
+                won, first = np.unique(at[free], return_index=True)
+                tab_keys[won] = keys[cand[first]]
+                tab_ids[won] = ids[cand[first]]
+                placed = np.zeros(E, dtype=bool)
+                placed[cand[first]] = True
+                todo = todo[~placed[todo]]
+                slot[todo] = (slot[todo] + 1) & ((1 << bits) - 1)
+            self._ltab = (tab_keys, tab_ids, bits)
+        return self._ltab
 
     # ------------------------------------------------------------------- routing
 
