@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from sim import plots
 from sim.api import sweep
 from sim.engine import simulate
 from sim.models import model_params
-from sim.studyfile import Study, StudyError, TopologySpec, load_study, parse_sizes
+from sim.studyfile import Study, StudyError, load_study, parse_sizes
 from sim.table import Record
 from topologies import groups
 from topologies.units import format_bytes, format_time
@@ -159,8 +159,8 @@ def run_study(study: Study, out_dir: str | Path = "report", *, verbose: bool = T
             topo_records, out / f"{slug}-sweep",
             f"{study.collective}: {spec.name} ({graphs[0][2]} ranks, {study.model} model)",
             label=name_of))
-        section["figures"].append(_best_map(study, spec, variations[-1], out / f"{slug}-best"))
         label, G, nranks = graphs[-1]
+        section["figures"].append(_best_map(study, G, nranks, label, out / f"{slug}-best"))
         section["figures"].extend(_detail_figures(study, G, nranks, label, out, slug))
         sections.append(section)
         report.wins.extend({"topology": lab, "ranks": n, **w}
@@ -176,7 +176,7 @@ def run_study(study: Study, out_dir: str | Path = "report", *, verbose: bool = T
     return report
 
 
-def _map_ranks(study: Study, spec: TopologySpec, n_end: int) -> list[int]:
+def _map_ranks(study: Study, n_end: int) -> list[int]:
     if study.map_ranks:
         return [p for p in study.map_ranks if p <= n_end]
     ranks, p = [], n_end
@@ -186,14 +186,12 @@ def _map_ranks(study: Study, spec: TopologySpec, n_end: int) -> list[int]:
     return sorted(ranks)
 
 
-def _best_map(study: Study, spec: TopologySpec, variation, path: Path) -> Path:
-    """Winner over (ranks x size) on the first ranks of the topology's last variation."""
-    label, params = variation
-    G = spec.build(params)
-    n_end = sum(1 for _, k in G.nodes(data="kind") if k == "endpoint")
+def _best_map(study: Study, G, nranks: int, label: str, path: Path) -> Path:
+    """Winner over (ranks x size) on the first ranks of ``G`` (the last variation's graph, whose
+    compiled network the simulator has already cached)."""
     sizes = study.sizes[::2] if len(study.sizes) > 8 else study.sizes
     times: dict[tuple[int, int], dict[str, float]] = {}
-    for p in _map_ranks(study, spec, spec.ranks or n_end):
+    for p in _map_ranks(study, nranks):
         opts = _options_for(study, G, p)
         for algo in study.algorithms:
             for r in sweep(study.collective, [algo], p, sizes, G,
@@ -204,28 +202,24 @@ def _best_map(study: Study, spec: TopologySpec, variation, path: Path) -> Path:
 
 def _detail_figures(study: Study, G, nranks: int, label: str, out: Path, slug: str
                     ) -> list[Path]:
-    """Link utilisation of the largest size's winner (and of ring, the usual hot-spotter) and
-    a per-rank timeline of one mid-size run."""
+    """Link utilisation at the largest size (ring if studied, the usual hot-spotter, else the
+    first algorithm) and a per-rank timeline of one mid-size run on up to 32 ranks."""
     figs = []
     big = study.sizes[-1]
     opts = _options_for(study, G, nranks)
     params = model_params(study.model)
-    for algo in dict.fromkeys(["ring", study.algorithms[0]]):
-        if algo not in study.algorithms:
-            continue
-        s = build(study.collective, algo, nranks, **opts.get(algo, {}))
-        res = simulate(s, G, big, params=params, timeline=False)
-        if res.links is not None:
-            figs.append(plots.plot_link_utilisation(
-                G, res.links.as_dict(), out / f"{slug}-links-{algo}",
-                f"link utilisation: {algo} {study.collective}, {format_bytes(big)}, {label}, "
-                f"{format_time(res.time_s)}"))
-        break
+    algo = "ring" if "ring" in study.algorithms else study.algorithms[0]
+    s = build(study.collective, algo, nranks, **opts.get(algo, {}))
+    res = simulate(s, G, big, params=params, timeline=False)
+    if res.links is not None:
+        figs.append(plots.plot_link_utilisation(
+            G, res.links.as_dict(), out / f"{slug}-links-{algo}",
+            f"link utilisation: {algo} {study.collective}, {format_bytes(big)}, {label}, "
+            f"{format_time(res.time_s)}"))
     mid = min(study.sizes, key=lambda s: abs(np.log2(s) - 22))  # ~4 MiB
     algo = "hierarchical" if "hierarchical" in study.algorithms else study.algorithms[0]
     shown = min(nranks, 32)
-    G_ranks = shown
-    s = build(study.collective, algo, G_ranks, **_options_for(study, G, G_ranks).get(algo, {}))
+    s = build(study.collective, algo, shown, **_options_for(study, G, shown).get(algo, {}))
     res = simulate(s, G, mid, params=params, timeline=True)
     tl = res.timeline
     if tl is not None and len(tl):
@@ -308,12 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         study = load_study(args.study) if args.study else default_study(args.quick)
         if args.sizes:
-            from dataclasses import replace
-
             study = replace(study, sizes=tuple(parse_sizes(args.sizes, "--sizes")))
         elif args.quick and args.study:
-            from dataclasses import replace
-
             study = replace(study, sizes=study.sizes[::4] or study.sizes)
         report = run_study(study, args.out)
     except StudyError as e:
