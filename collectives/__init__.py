@@ -41,6 +41,7 @@ from collectives.registry import (
     hierarchical_allreduce,
     rabenseifner_allreduce,
     ring_allreduce,
+    variants,
 )
 from collectives.verify import verify
 
@@ -77,6 +78,7 @@ __all__ = [
     "ring_all_gather",
     "ring_allreduce",
     "ring_reduce_scatter",
+    "variants",
     "verify",
 ]
 

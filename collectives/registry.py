@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from collectives.algorithms.bruck import bruck_all_gather
 from collectives.algorithms.halving_doubling import (
+    rabenseifner_steps,
     recursive_doubling_all_gather,
     recursive_doubling_allreduce,
     recursive_halving_reduce_scatter,
@@ -18,43 +19,79 @@ from collectives.algorithms.trees import binomial_broadcast, binomial_reduce, do
 from collectives.compose import compose, hierarchical, pipelined
 from collectives.ir import Schedule
 
-__all__ = ["algorithms", "build", "canonical_collective"]
+__all__ = ["algorithms", "build", "canonical_collective", "variants"]
 
 
 def ring_allreduce(nranks: int) -> Schedule:
     """Ring all-reduce = ring reduce-scatter then ring all-gather.
+
+    Mirrors MPICH's ``MPIR_Allreduce_intra_ring`` (and its ``MPIR_Allgatherv_intra_ring``):
+    rank r sends to r+1; in reduce-scatter step k it sends chunk ``r-1-k``, so it ends owning
+    chunk r, and the all-gather starts with that chunk. Open MPI's
+    ``ompi_coll_base_allreduce_intra_ring`` (coll/tuned allreduce algorithm 4) has the same
+    direction but sends chunk ``r-k`` first (ending with chunk ``r+1``): the same bytes on the
+    same links, chunks renamed. NCCL's ring all-reduce moves the same data (its ring order
+    comes from the topology search). Difference: MPICH sizes chunks ``ceil(n/p)`` with a short
+    last one, ours ``[c n/p, (c+1) n/p)``.
 
     ``2(p-1) alpha + 2(p-1)/p n beta + (p-1)/p n gamma``: bandwidth-optimal.
     """
     return compose(ring_reduce_scatter(nranks), ring_all_gather(nranks), algorithm="ring")
 
 
-def rabenseifner_allreduce(nranks: int) -> Schedule:
+def rabenseifner_allreduce(nranks: int, order: str = "nearest-first",
+                           fold: str = "mpich") -> Schedule:
     """Rabenseifner all-reduce = recursive-halving reduce-scatter then recursive-doubling
-    all-gather, both over the ``p'`` survivors of MPICH's fold.
+    all-gather, both over the ``p'`` survivors of the fold.
 
-    ``p = 2^k``: ``2 lg p alpha + 2(p-1)/p n beta + (p-1)/p n gamma``; otherwise
-    ``(2L+2) alpha + (2(p'-1)/p' + 2) n beta + (1 + (p'-1)/p') n gamma``.
+    Mirrors MPICH's ``MPIR_Allreduce_intra_reduce_scatter_allgather`` (and SimGrid's ``rab``):
+    ``order="nearest-first"`` (default) halves with partners at distance ``1, 2, ..., p'/2``,
+    sending the larger share of the vector to the nearest partner (new rank i ends with block
+    ``bitrev(i)``), and the all-gather mirrors it (``p'/2, ..., 1``). For p = 8, rank 0's
+    partners are 1, 2, 4 then 4, 2, 1. ``order="farthest-first"`` is the other valid variant
+    (``p'/2, ..., 1`` then ``1, ..., p'/2``): the largest message crosses the longest distance,
+    slower wherever distant ranks sit behind thinner links.
+
+    ``fold="mpich"`` (default): the even ranks below ``2r`` reduce their whole vector into
+    rank+1 and idle; the odd ones survive. ``fold="openmpi"``: as Open MPI's
+    ``ompi_coll_base_allreduce_intra_redscat_allgather`` (coll/tuned allreduce algorithm 6):
+    each pair swaps halves and reduces, the odd rank hands its reduced half to the even rank,
+    and the even ranks survive (one more message, half the fold's reduction).
+
+    Differences from the libraries: chunk ``c`` is elements ``[c n/p', (c+1) n/p')`` where
+    MPICH gives the first ``n mod p'`` blocks one element more, and Open MPI halves each
+    window as ``floor/ceil`` elements; the schedule is the same for ``n`` a multiple of ``p'``.
+
+    ``p = 2^k``: ``2 lg p alpha + 2(p-1)/p n beta + (p-1)/p n gamma``, either order; otherwise
+    (MPICH fold) ``(2L+2) alpha + (2(p'-1)/p' + 2) n beta + (1 + (p'-1)/p') n gamma``; with
+    ``fold="openmpi"`` ``(2L+3) alpha + (2(p'-1)/p' + 2) n beta + (1/2 + (p'-1)/p') n gamma``.
     """
-    return compose(
-        recursive_halving_reduce_scatter(nranks, layout="survivors"),
-        recursive_doubling_all_gather(nranks, layout="survivors"),
-        algorithm="rabenseifner",
-    )
+    if fold not in ("mpich", "openmpi"):
+        raise ValueError(f"rabenseifner: unknown fold {fold!r}; use 'mpich' (odd ranks "
+                         f"survive) or 'openmpi' (even ranks survive, halves swapped)")
+    C, steps = rabenseifner_steps(nranks, order, "odd" if fold == "mpich" else "even")
+    return Schedule("allreduce", "rabenseifner", nranks, C, steps,
+                    options=(("order", order), ("fold", fold)))
 
 
-def binomial_allreduce(nranks: int, root: int = 0) -> Schedule:
-    """Binomial reduce to ``root`` then binomial broadcast from it.
+def binomial_allreduce(nranks: int, root: int = 0, order: str = "farthest-first") -> Schedule:
+    """Binomial reduce to ``root`` then binomial broadcast from it (``order`` is the
+    broadcast's: ``farthest-first`` as MPICH, ``nearest-first`` as Open MPI).
+
+    Open MPI's ``ompi_coll_base_allreduce_intra_nonoverlapping`` (coll/tuned allreduce
+    algorithm 2) is this shape: a reduce to rank 0, then a broadcast, each by whatever its own
+    decision picks; MPICH's ``MPIR_Allreduce_intra_tree`` is the same with k-ary/k-nomial
+    trees (k = 2, binomial, is this one), pipelined in chunks.
 
     ``2 ceil(lg p)(alpha + n beta) + ceil(lg p) n gamma``.
     """
-    return compose(binomial_reduce(nranks, root), binomial_broadcast(nranks, root),
+    return compose(binomial_reduce(nranks, root), binomial_broadcast(nranks, root, order),
                    algorithm="binomial")
 
 
 def double_binary_tree_allreduce(nranks: int, segments: int = 8) -> Schedule:
-    """NCCL's double binary tree, each tree carrying half the vector, pipelined over
-    ``segments`` pieces per half (see :func:`double_binary_tree`)."""
+    """NCCL's double binary tree (``ncclGetDtree``), each tree carrying half the vector,
+    pipelined over ``segments`` pieces per half (see :func:`double_binary_tree`)."""
     return pipelined(double_binary_tree(nranks), segments)
 
 
@@ -72,6 +109,11 @@ def hierarchical_allreduce(nranks: int, group_size: int | None = None, intra: st
                            inter: str = "ring") -> Schedule:
     """Reduce-scatter inside groups of ``group_size`` consecutive ranks (one node), all-reduce
     across groups on the shards, all-gather inside the groups.
+
+    This is the shape of NCCL's hierarchical (CollNet-less, multi-node) all-reduce and of
+    Open MPI's coll/han reduce-scatter/allreduce/allgather path; MPICH's
+    ``MPIR_Allreduce_intra_smp`` instead reduces to one leader per node, all-reduces among
+    the leaders and broadcasts inside the node, which ours does not build.
 
     Cost ``RS_L(n) + AR_{p/L}(n/L) + AG_L(n)`` with the chosen intra and inter algorithms. The
     default group size is 8 (a GPU node) when it divides p, else the largest divisor of p at most
@@ -120,6 +162,13 @@ _BUILDERS: dict[str, dict[str, Callable[..., Schedule]]] = {
     "broadcast": {"binomial": binomial_broadcast},
 }
 
+# The non-default option sets worth listing: the other library's variant of an algorithm.
+_VARIANTS: dict[tuple[str, str], tuple[dict, ...]] = {
+    ("allreduce", "rabenseifner"): ({"order": "farthest-first"}, {"fold": "openmpi"}),
+    ("allreduce", "binomial"): ({"order": "nearest-first"},),
+    ("broadcast", "binomial"): ({"order": "nearest-first"},),
+}
+
 _ALIASES = {
     "all-reduce": "allreduce", "all_reduce": "allreduce",
     "reduce-scatter": "reducescatter", "reduce_scatter": "reducescatter",
@@ -148,6 +197,17 @@ def algorithms(collective: str | None = None) -> dict[str, list[str]] | list[str
     if collective is None:
         return {c: list(b) for c, b in _BUILDERS.items()}
     return list(_BUILDERS[canonical_collective(collective)])
+
+
+def variants(collective: str, algorithm: str) -> list[dict]:
+    """The option sets of ``algorithm`` worth comparing: ``{}`` (the defaults, which follow
+    MPICH) first, then each other library's variant.
+
+    >>> variants("allreduce", "rabenseifner")
+    [{}, {'order': 'farthest-first'}, {'fold': 'openmpi'}]
+    """
+    coll = canonical_collective(collective)
+    return [{}] + [dict(v) for v in _VARIANTS.get((coll, algorithm), ())]
 
 
 def build(collective: str, algorithm: str, nranks: int, **options) -> Schedule:

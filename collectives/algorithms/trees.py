@@ -23,8 +23,15 @@ def _check_root(name: str, p: int, root: int) -> None:
 def binomial_reduce(nranks: int, root: int = 0) -> Schedule:
     """Binomial-tree reduce to ``root``, one chunk.
 
-    In step k every rank whose distance v from the root has ``v mod 2^(k+1) == 2^k`` reduces
-    the whole vector into rank ``v - 2^k``. Hockney cost: ``ceil(lg p) (alpha + n beta + n gamma)``.
+    Mirrors MPICH's ``MPIR_Reduce_intra_binomial`` (commutative case) and Open MPI's
+    ``ompi_coll_base_reduce_intra_binomial`` (coll/tuned reduce algorithm 5, over its in-order
+    binomial tree), unsegmented: with ``v`` the distance from the root, rank ``v`` receives from
+    its children ``v + 1, v + 2, v + 4, ...`` (nearest first) and then reduces into its parent
+    ``v - lowbit(v)``. So in step k every rank with ``v mod 2^(k+1) == 2^k`` reduces the whole
+    vector into rank ``v - 2^k``. Differences: Open MPI pipelines segments through the tree
+    (``pipelined`` does that here); MPICH, for a non-commutative op, reduces to rank 0 and
+    sends to the root, which ours never does.
+    Hockney cost: ``ceil(lg p) (alpha + n beta + n gamma)``.
     """
     p = nranks
     _check_root("binomial_reduce", p, root)
@@ -40,27 +47,49 @@ def binomial_reduce(nranks: int, root: int = 0) -> Schedule:
                     options=(("root", root),))
 
 
-def binomial_broadcast(nranks: int, root: int = 0) -> Schedule:
+def binomial_broadcast(nranks: int, root: int = 0, order: str = "farthest-first") -> Schedule:
     """Binomial-tree broadcast from ``root``, one chunk.
 
-    The reduce's steps reversed, copying downwards. Hockney cost: ``ceil(lg p) (alpha + n beta)``.
+    ``order="farthest-first"`` (default) mirrors MPICH's ``MPIR_Bcast_intra_binomial``: with
+    ``v`` the distance from the root, rank ``v`` receives from ``v - lowbit(v)`` and sends to
+    ``v + 2^j`` for ``2^j < lowbit(v)``, largest first; the root's first message goes to
+    ``2^(ceil(lg p) - 1)``. That is the reduce's steps reversed, copying downwards.
+    ``order="nearest-first"`` mirrors Open MPI's ``ompi_coll_base_bcast_intra_binomial``
+    (coll/tuned bcast algorithm 6) over its binomial tree (``ompi_coll_base_topo_build_bmtree``):
+    rank ``v`` receives from ``v`` with its highest bit cleared and sends to ``v + 1, v + 2,
+    v + 4, ...`` above that bit, nearest first, so in step k every ``v < 2^k`` sends to
+    ``v + 2^k``. Open MPI segments the message (``pipelined`` does that here).
+    Hockney cost, either order: ``ceil(lg p) (alpha + n beta)``.
     """
     p = nranks
     _check_root("binomial_broadcast", p, root)
+    if order not in ("farthest-first", "nearest-first"):
+        raise ValueError(f"binomial_broadcast: unknown order {order!r}; use 'farthest-first' "
+                         f"(MPICH) or 'nearest-first' (Open MPI)")
     v = np.arange(p)
     steps = []
-    d = 1 << max(p - 1, 0).bit_length() >> 1
-    while d >= 1:
-        send = v[(v % (2 * d) == 0) & (v + d < p)]
-        steps.append(make_step((send + root) % p, (send + d + root) % p, False,
-                               run_start=np.zeros_like(send)))
-        d //= 2
+    if order == "nearest-first":
+        d = 1
+        while d < p:
+            send = v[(v < d) & (v + d < p)]
+            steps.append(make_step((send + root) % p, (send + d + root) % p, False,
+                                   run_start=np.zeros_like(send)))
+            d *= 2
+    else:
+        d = 1 << max(p - 1, 0).bit_length() >> 1
+        while d >= 1:
+            send = v[(v % (2 * d) == 0) & (v + d < p)]
+            steps.append(make_step((send + root) % p, (send + d + root) % p, False,
+                                   run_start=np.zeros_like(send)))
+            d //= 2
     return Schedule("broadcast", "binomial", p, 1, tuple(steps), owner=(root,),
-                    options=(("root", root),))
+                    options=(("root", root), ("order", order)))
 
 
 def btree_parents(nranks: int) -> np.ndarray:
     """NCCL's binary tree over ranks (root 0): the parent of every rank, -1 for the root.
+
+    The parent rule of NCCL's ``ncclGetBtree`` (src/graph/trees.cc).
 
     Rank r with lowest set bit b hangs under ``(r ^ b) | 2b``, or under ``r ^ b`` when that is
     out of range, so leaves and inner nodes alternate (every odd rank is a leaf).
@@ -80,7 +109,11 @@ def dtree_parents(nranks: int) -> tuple[np.ndarray, np.ndarray]:
     """NCCL's double binary tree: parents of the first tree and of its complement.
 
     The second tree mirrors the first (rank r -> p-1-r) when p is even and shifts it by one
-    when p is odd, so that (almost) every inner node of one tree is a leaf of the other.
+    when p is odd, so that (almost) every inner node of one tree is a leaf of the other: NCCL's
+    ``ncclGetDtree`` (src/graph/trees.cc).
+
+    >>> [t.tolist() for t in dtree_parents(4)]
+    [[-1, 2, 0, 2], [1, 3, 1, -1]]
     """
     p = nranks
     first = btree_parents(p)
@@ -119,6 +152,12 @@ def _heights_depths(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def double_binary_tree(nranks: int) -> Schedule:
     """NCCL's double binary tree all-reduce, unsegmented: two chunks, one per tree.
+
+    Mirrors NCCL's tree all-reduce (``ncclGetDtree`` in src/graph/trees.cc, the reduce-up then
+    broadcast-down kernels), with these differences: NCCL builds the trees over nodes and runs
+    a chain inside each node, where ours builds them over ranks; NCCL splits the vector
+    between the trees by channel and pipelines it in chunks as data arrives, where ours gives
+    each tree half the vector and, unsegmented, moves each half in lock-step by height.
 
     Tree t reduces chunk t up to its root (a node at height h sends in step h) and broadcasts
     it back down (a node at depth d sends in step ``H_t + d``), both trees in the same steps.

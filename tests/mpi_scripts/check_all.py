@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from collectives import algorithms, build, chunk_bounds, execute
+from collectives import algorithms, build, chunk_bounds, execute, variants
 from collectives.numpy_executor import reduce_ufunc
 
 p = rank = 0  # set by main() from COMM_WORLD
@@ -129,8 +129,8 @@ def main() -> int:
     if len(sys.argv) > 1:
         sizes = [int(s) for s in sys.argv[1].split(",")]
     for coll in ("allreduce", "reducescatter", "allgather", "reduce", "broadcast"):
-        for algo in algorithms(coll):
-            schedule = build(coll, algo, p)
+        for algo, opts in ((a, o) for a in algorithms(coll) for o in variants(coll, a)):
+            schedule = build(coll, algo, p, **opts)
             for n in sizes:
                 for dtype in (np.int64, np.float32):
                     for inplace in (False, True):
