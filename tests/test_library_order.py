@@ -14,7 +14,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from collectives import build, variants, verify
+from collectives import build, execute, variants, verify
 from collectives.algorithms.trees import btree_parents, dtree_parents
 from sim import Contention, Hockney, simulate
 
@@ -146,6 +146,24 @@ def test_every_variant_verifies_for_p_1_to_64():
                          order=order))
             verify(build("allgather", "recursive-doubling", p, layout="survivors",
                          order=order))
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 5, 6, 8, 12, 16])
+def test_every_variant_computes_the_sum(p):
+    """The numpy executor on real values: each variant's all-reduce gives every rank the sum
+    (also for n not a multiple of the chunk count), its broadcast the root's vector."""
+    rng = np.random.default_rng(p)
+    for n in (37, 1000):
+        xs = [rng.integers(-50, 50, n) for _ in range(p)]
+        for coll, algo in (("allreduce", "rabenseifner"), ("allreduce", "binomial")):
+            for opts in variants(coll, algo):
+                for r, got in enumerate(execute(build(coll, algo, p, **opts), xs)):
+                    np.testing.assert_array_equal(got, np.sum(xs, axis=0), err_msg=f"{opts} {r}")
+        for opts in variants("broadcast", "binomial"):
+            out = execute(build("broadcast", "binomial", p, root=p - 1, **opts),
+                          [None] * (p - 1) + [xs[-1]])
+            for got in out:
+                np.testing.assert_array_equal(got, xs[-1])
 
 
 def test_bad_orders_and_folds_are_one_clear_line():
