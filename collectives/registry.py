@@ -80,8 +80,9 @@ def binomial_allreduce(nranks: int, root: int = 0, order: str = "farthest-first"
 
     Open MPI's ``ompi_coll_base_allreduce_intra_nonoverlapping`` (coll/tuned allreduce
     algorithm 2) is this shape: a reduce to rank 0, then a broadcast, each by whatever its own
-    decision picks; MPICH's ``MPIR_Allreduce_intra_tree`` is the same with k-ary/k-nomial
-    trees (k = 2, binomial, is this one), pipelined in chunks.
+    decision picks; MPICH's nearest is ``MPIR_Allreduce_intra_tree`` (reduce up, broadcast
+    down a k-ary or k-nomial tree, pipelined in chunks), whose trees are numbered in pre-order
+    (its 2-nomial root has children 1, 5, 7 at p = 8), not as this binomial tree.
 
     ``2 ceil(lg p)(alpha + n beta) + ceil(lg p) n gamma``.
     """
