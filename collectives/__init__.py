@@ -33,12 +33,14 @@ from collectives.ir import (
 )
 from collectives.numpy_executor import REDUCE_OPS, execute
 from collectives.registry import (
+    LibraryAlgorithm,
     algorithms,
     binomial_allreduce,
     build,
     canonical_collective,
     double_binary_tree_allreduce,
     hierarchical_allreduce,
+    library,
     rabenseifner_allreduce,
     ring_allreduce,
     variants,
@@ -49,6 +51,7 @@ __all__ = [
     "COLLECTIVES",
     "REDUCE_OPS",
     "Condition",
+    "LibraryAlgorithm",
     "Op",
     "Schedule",
     "ScheduleError",
@@ -68,6 +71,7 @@ __all__ = [
     "execute",
     "hierarchical",
     "hierarchical_allreduce",
+    "library",
     "make_step",
     "pairwise_reduce_scatter",
     "pipelined",

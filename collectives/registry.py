@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 from collectives.algorithms.bruck import bruck_all_gather
 from collectives.algorithms.halving_doubling import (
@@ -19,7 +20,8 @@ from collectives.algorithms.trees import binomial_broadcast, binomial_reduce, do
 from collectives.compose import compose, hierarchical, pipelined
 from collectives.ir import Schedule
 
-__all__ = ["algorithms", "build", "canonical_collective", "variants"]
+__all__ = ["LibraryAlgorithm", "algorithms", "build", "canonical_collective", "library",
+           "variants"]
 
 
 def ring_allreduce(nranks: int) -> Schedule:
@@ -169,6 +171,73 @@ _VARIANTS: dict[tuple[str, str], tuple[dict, ...]] = {
     ("allreduce", "binomial"): ({"order": "nearest-first"},),
     ("broadcast", "binomial"): ({"order": "nearest-first"},),
 }
+
+
+
+class LibraryAlgorithm(NamedTuple):
+    """Where one of our algorithms lives in MPICH, Open MPI and NCCL (None: no counterpart).
+
+    ``mpich_cvar`` is the value of ``MPIR_CVAR_<COLL>_INTRA_ALGORITHM`` that forces it;
+    ``openmpi_id`` the coll/tuned algorithm number (``coll_tuned_<coll>_algorithm``);
+    ``nccl`` the ``NCCL_ALGO`` name. Read from the libraries' sources (see docs/algorithms.md).
+    """
+
+    mpich: str | None
+    mpich_cvar: str | None
+    openmpi: str | None
+    openmpi_id: int | None
+    nccl: str | None
+
+
+_LIBRARY: dict[tuple[str, str], LibraryAlgorithm] = {
+    ("allreduce", "ring"): LibraryAlgorithm(
+        "MPIR_Allreduce_intra_ring", "ring", "ompi_coll_base_allreduce_intra_ring", 4, "Ring"),
+    ("allreduce", "rabenseifner"): LibraryAlgorithm(
+        "MPIR_Allreduce_intra_reduce_scatter_allgather", "reduce_scatter_allgather",
+        "ompi_coll_base_allreduce_intra_redscat_allgather", 6, None),
+    ("allreduce", "recursive-doubling"): LibraryAlgorithm(
+        "MPIR_Allreduce_intra_recursive_doubling", "recursive_doubling",
+        "ompi_coll_base_allreduce_intra_recursivedoubling", 3, None),
+    ("allreduce", "binomial"): LibraryAlgorithm(
+        None, None, "ompi_coll_base_allreduce_intra_nonoverlapping", 2, None),
+    ("allreduce", "double-binary-tree"): LibraryAlgorithm(None, None, None, None, "Tree"),
+    ("allreduce", "hierarchical"): LibraryAlgorithm(None, None, None, None, None),
+    ("reducescatter", "ring"): LibraryAlgorithm(
+        None, None, "ompi_coll_base_reduce_scatter_intra_ring", 3, "Ring"),
+    ("reducescatter", "recursive-halving"): LibraryAlgorithm(
+        "MPIR_Reduce_scatter_intra_recursive_halving", "recursive_halving",
+        "ompi_coll_base_reduce_scatter_intra_basic_recursivehalving", 2, None),
+    ("reducescatter", "pairwise"): LibraryAlgorithm(
+        "MPIR_Reduce_scatter_intra_pairwise", "pairwise", None, None, None),
+    ("allgather", "ring"): LibraryAlgorithm(
+        "MPIR_Allgather_intra_ring", "ring", "ompi_coll_base_allgather_intra_ring", 4, "Ring"),
+    ("allgather", "recursive-doubling"): LibraryAlgorithm(
+        "MPIR_Allgather_intra_recursive_doubling", "recursive_doubling",
+        "ompi_coll_base_allgather_intra_recursivedoubling", 3, None),
+    ("allgather", "bruck"): LibraryAlgorithm(
+        "MPIR_Allgather_intra_brucks", "brucks", "ompi_coll_base_allgather_intra_k_bruck", 2,
+        None),
+    ("reduce", "binomial"): LibraryAlgorithm(
+        "MPIR_Reduce_intra_binomial", "binomial", "ompi_coll_base_reduce_intra_binomial", 5,
+        None),
+    ("broadcast", "binomial"): LibraryAlgorithm(
+        "MPIR_Bcast_intra_binomial", "binomial", "ompi_coll_base_bcast_intra_binomial", 6, None),
+}
+
+
+def library(collective: str, algorithm: str) -> LibraryAlgorithm:
+    """The MPICH / Open MPI / NCCL counterparts of ``algorithm`` (our defaults follow MPICH).
+
+    >>> library("allreduce", "rabenseifner").openmpi_id
+    6
+    """
+    coll = canonical_collective(collective)
+    algo = str(algorithm).strip().lower().replace("_", "-")
+    if (coll, algo) not in _LIBRARY:
+        raise ValueError(f"unknown algorithm {algorithm!r} for {coll}; known for {coll}: "
+                         f"{', '.join(_BUILDERS[coll])}")
+    return _LIBRARY[coll, algo]
+
 
 _ALIASES = {
     "all-reduce": "allreduce", "all_reduce": "allreduce",

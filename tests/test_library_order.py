@@ -394,3 +394,25 @@ def test_sim_predict_option_order(capsys):
         rec = json.loads(capsys.readouterr().out)
         times[tuple(extra)] = rec["time_s"]
     assert times[()] < times[("--option", "order=farthest-first")]
+
+
+def test_every_algorithm_names_its_library_counterparts():
+    """coll/tuned ids as Open MPI's coll_tuned_<coll>_decision.c enumerates them (allreduce:
+    3 recursive_doubling, 4 ring, 6 rabenseifner; allgather: 2 bruck-k-fanout, 3
+    recursive_doubling, 4 ring; reduce_scatter: 2 recursive_halving, 3 ring; bcast 6 binomial;
+    reduce 5 binomial)."""
+    from collectives import algorithms, library
+
+    for coll, algs in algorithms().items():
+        for algo in algs:
+            library(coll, algo)
+    ids = {(c, a): library(c, a).openmpi_id for c, a in [
+        ("allreduce", "recursive-doubling"), ("allreduce", "ring"), ("allreduce", "rabenseifner"),
+        ("allgather", "bruck"), ("allgather", "recursive-doubling"), ("allgather", "ring"),
+        ("reducescatter", "recursive-halving"), ("reducescatter", "ring"),
+        ("broadcast", "binomial"), ("reduce", "binomial")]}
+    assert list(ids.values()) == [3, 4, 6, 2, 3, 4, 2, 3, 6, 5]
+    assert library("allreduce", "rabenseifner").mpich_cvar == "reduce_scatter_allgather"
+    assert library("allreduce", "double-binary-tree").nccl == "Tree"
+    with pytest.raises(ValueError, match="unknown algorithm 'zigzag' for allreduce"):
+        library("allreduce", "zigzag")

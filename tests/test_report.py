@@ -120,9 +120,11 @@ def test_small_study_writes_every_figure_and_the_index(tmp_path):
     page = report.index.read_text()
     assert page.count("<img") == 4 and "Who wins" in page and "runner-up" in page
     assert (tmp_path / "records.json").exists()
-    # Hierarchical must win the large sizes on a cluster whose inter-node links are slow.
+    # A schedule that keeps the big messages inside a node must win the large sizes on a
+    # cluster whose inter-node links are slow: hierarchical, or Rabenseifner in MPICH's
+    # nearest-first order (its n/2 and n/4 steps stay inside the 4-GPU node), never the ring.
     big = [w for w in report.wins if w["size"] == max(study.sizes)]
-    assert all(w["best"] == "hierarchical" for w in big), big
+    assert all(w["best"] in ("hierarchical", "rabenseifner") for w in big), big
 
 
 def test_default_study_runs_reduced_from_the_command_line(tmp_path):

@@ -187,7 +187,7 @@ def _fold_in_halves(f: Fold, nchunks: int) -> list[Step]:
     reduced half to the even rank, which survives."""
     if f.extra == 0:
         return []
-    evens, odds = f.pairs()[1], f.pairs()[0]
+    odds, evens = f.pairs()  # (folded away, surviving)
     half = nchunks // 2
     rest = nchunks - half
     swap = make_step(np.concatenate([evens, odds]), np.concatenate([odds, evens]), True,
