@@ -116,6 +116,12 @@ def _at_block(f: Fold, reversed_: bool) -> np.ndarray:
     return surv[_bit_reversed(f)] if reversed_ else surv
 
 
+def _by_rank(f: Fold, reversed_: bool) -> np.ndarray:
+    """Block positions in the order of their ranks, so that a step's transfers are sorted by
+    source (bit reversal is its own inverse): the simulator's routing is faster on them."""
+    return _bit_reversed(f) if reversed_ else np.arange(f.p2)
+
+
 def _rank_blocks(f: Fold) -> np.ndarray:
     """Chunk boundaries per new rank when every old rank owns its own chunk (C = p).
 
@@ -130,7 +136,7 @@ def _halving(f: Fold, blocks: np.ndarray, reversed_: bool = False) -> list[Step]
     blocks[j]:blocks[j+1]. Position j is survivor j, or survivor bitrev(j) when
     ``reversed_``: then the partner distances run 1, 2, 4, ... instead of p'/2, ..., 1."""
     surv = _at_block(f, reversed_)
-    new = np.arange(f.p2)
+    new = _by_rank(f, reversed_)
     steps = []
     d = f.p2 // 2
     while d >= 1:
@@ -155,7 +161,7 @@ def _doubling(f: Fold, blocks: np.ndarray, reduce: bool = False,
     ``reversed_`` (distances p'/2, ..., 1).
     """
     surv = _at_block(f, reversed_)
-    new = np.arange(f.p2)
+    new = _by_rank(f, reversed_)
     steps = []
     d = 1
     while d < f.p2:
