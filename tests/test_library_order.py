@@ -88,6 +88,18 @@ def test_rabenseifner_mpich_fold_p6():
     assert partners(s, 4) == [None, 5, 1, 1, 5, None]
 
 
+def test_rabenseifner_reduce_scatter_half_block_owners_p6():
+    """Which survivor holds which reduced block after MPICH's reduce-scatter half, p = 6
+    (pof2 4): newrank 1 (rank 3): mask 1, partner 0, 1 > 0: recv_idx = 0 + 2, keeps [2, 4);
+    mask 2, partner 3, 1 < 3: send_idx = 2 + 1, keeps [2]. newrank 2 (rank 4) keeps [0, 2)
+    then [1]. So blocks 0, 1, 2, 3 end on ranks 1, 4, 3, 5."""
+    rs = build("reducescatter", "recursive-halving", 6, layout="survivors",
+               order="nearest-first")
+    assert rs.owner == (1, 4, 3, 5)
+    far = build("reducescatter", "recursive-halving", 6, layout="survivors")
+    assert far.owner == (1, 3, 4, 5)
+
+
 def test_rabenseifner_openmpi_fold_p6():
     """ompi_coll_base_allreduce_intra_redscat_allgather, p = 6: nprocs_rem = 2. Even rank 0
     sends the right half [2, 4) to 1 and receives the left half from it (both reduce), then
