@@ -81,7 +81,8 @@ IDS = [f"{G.graph['family']}{G.graph['params']}" for G in GRAPHS]
 @pytest.mark.parametrize("G", GRAPHS, ids=IDS)
 def test_link_arrays(G):
     net = T.compile_network(G)
-    assert net.routing == "formula" and net.family == G.graph["family"]
+    assert net.routing in ("shortest", "dimension-order", "minimal")
+    assert net._router is not None and net.family == G.graph["family"]
     assert net.nlinks == 2 * G.number_of_edges() == len(net.link_src)
     assert net.link_src.dtype == np.int32 and net.link_latency.dtype == np.float64
     assert (net.link_src[0::2] == net.link_dst[1::2]).all()
@@ -127,7 +128,8 @@ def test_route_shapes_and_errors():
         net.routes([0], [99])
     with pytest.raises(ValueError, match="endpoints only"):
         net.routes([0], [20])
-    with pytest.raises(ValueError, match="routing must be"):
+    with pytest.raises(ValueError, match="unknown routing policy 'magic'; known: auto, "
+                                         "shortest, spread, dimension-order, dmodk"):
         T.compile_network(T.ring(3), routing="magic")
 
 
@@ -196,7 +198,7 @@ def test_generic_routing_multigraph_and_zero_latency():
     G.add_edge("s1", "s2", bandwidth=1e9, latency=0.0)
     G.add_edge("s1", "s2", bandwidth=2e9, latency=0.0)
     net = T.compile_network(G)
-    assert net.routing == "shortest" and net.nlinks == 20
+    assert net.routing == "shortest" and net._router is None and net.nlinks == 20
     src, dst = all_pairs(net)
     ptr, links = net.routes(src, dst)
     check_csr(net, src, dst, ptr, links)
@@ -281,7 +283,8 @@ def test_shortest_paths_on_random_graphs(n, p, seed, lats):
 def test_unknown_family_routes_by_shortest_paths():
     G = T.switch(3)
     G.graph["family"] = "my-cluster"
-    assert T.compile_network(G).routing == "shortest"
+    net = T.compile_network(G)  # recognised from its links: a star
+    assert net.routing == "shortest" and net.family == "switch"
 
 
 def _link_ids_by_search(net, src, dst):
