@@ -129,7 +129,7 @@ def test_unreachable_endpoint(tmp_path):
     doc = pair()
     doc["nodes"].append({"id": "c", "kind": "endpoint"})
     with pytest.raises(ValueError, match=r"no route from endpoint 'a' to endpoint 'c': "
-                                         "they are cut off"):
+                                         "cut off"):
         T.load(write_json(tmp_path, doc))
 
 

@@ -187,16 +187,19 @@ def checked_links(G: nx.Graph) -> tuple[list, np.ndarray, np.ndarray, np.ndarray
     half = _half_duplex(edges) if any("duplex" in d for _, _, d in edges) else np.zeros(
         len(edges), dtype=bool)
     reach = nx.node_connected_component(G, ends[0])
-    if len(reach) < len(G):
-        cut = [v for v in ends if v not in reach]
-        if cut:
-            names = ", ".join(map(repr, cut[:8])) + (f" and {len(cut) - 8} more"
-                                                     if len(cut) > 8 else "")
-            raise ValueError(
-                f"no route from endpoint {ends[0]!r} to endpoint{'s' if len(cut) > 1 else ''} "
-                f"{names}: they are cut off (a failed or missing link); every endpoint must "
-                "reach every other: add a link or remove the endpoint"
-            )
+    if len(reach) < len(G) and any(v not in reach for v in ends):
+        # name the endpoints outside the part that holds most of them
+        kind_end = set(ends)
+        main = max(nx.connected_components(G), key=lambda c: len(kind_end & c))
+        first = next(v for v in ends if v in main)
+        cut = [v for v in ends if v not in main]
+        names = ", ".join(map(repr, cut[:8])) + (f" and {len(cut) - 8} more"
+                                                 if len(cut) > 8 else "")
+        raise ValueError(
+            f"no route from endpoint {first!r} to endpoint{'s' if len(cut) > 1 else ''} "
+            f"{names}: cut off (a failed or missing link); every endpoint must reach every "
+            "other: add a link or remove the endpoint"
+        )
     return [(u, v) for u, v, _ in edges], bandwidth, latency, half
 
 
