@@ -271,11 +271,11 @@ def two_nodes(**attrs) -> dict:
 def test_parallel_links_in_node_link_json_are_kept(tmp_path):
     doc = two_nodes()
     doc["links"].append(dict(doc["links"][0]))
-    assert "multigraph" not in doc
     path = tmp_path / "pair.json"
-    path.write_text(json.dumps(doc))
-    G = T.load(path)
-    assert G.is_multigraph() and G.number_of_edges() == 2
+    for flag in ({}, {"multigraph": False}):  # no flag, or one that says otherwise
+        path.write_text(json.dumps(dict(doc, **flag)))
+        G = T.load(path)
+        assert G.is_multigraph() and G.number_of_edges() == 2
     # spread over the two cables: a ring all-reduce on 2 ranks moves n/2 each way in each of
     # its 2 steps at twice the bandwidth: 2 (lat + n/2 / 2 bw)
     n = 8 * MiB
@@ -386,3 +386,18 @@ def test_route_cli(tmp_path, capsys):
     assert out[0] == "# route 0 -> 15, routing spread, 14 hops"
     assert sorted(line.split()[-1] for line in out[1:-1]).count("0.25") == 8
     assert out[-1] == "# latency 6us, bottleneck 25GB/s"
+
+
+def test_the_documented_example_file(tmp_path):
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "topology-files.md").read_text()
+    text = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.json"
+    path.write_text(text)
+    G = T.load(path)
+    assert G.is_multigraph() and G.number_of_edges() == 4  # "multigraph": false, two cables
+    net = T.compile_network(G, routing="spread")
+    assert int(net.half_duplex.sum()) == 2  # the side link, both directions
+    ptr, links, share = net.weighted_routes([net.index[1]], [net.index["sw"]])
+    assert sorted(share.tolist()) == [0.5, 0.5] and len(set(links.tolist())) == 2

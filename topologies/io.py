@@ -230,6 +230,7 @@ def _node_link_graph(data: dict, edges: str) -> nx.Graph:
     # A pair listed twice is two cables: read it as a multigraph, whatever "multigraph"
     # says, rather than let a plain Graph merge them into one (half the capacity, no word).
     multi = bool(data.get("multigraph")) or _has_parallel(data[edges])
+    data = dict(data, multigraph=multi)  # the file's own "multigraph" would win otherwise
     try:
         return nx.node_link_graph(data, directed=False, multigraph=multi, edges=edges)
     except TypeError:  # networkx < 3.4
@@ -334,7 +335,9 @@ def save(G: nx.Graph, path) -> None:
     """Write ``G`` as node-link JSON (``.json``) or GraphML (``.graphml``).
 
     GraphML holds only scalar graph attributes, so others (``params``) are stored as JSON
-    strings, which :func:`load` decodes.
+    strings, which :func:`load` decodes. A generator's ``family`` and ``params`` travel with
+    the file, so the loaded graph routes as the generator's does (a file without them has its
+    structure recognised from its links: docs/topology-files.md).
 
     Examples
     --------

@@ -7,23 +7,33 @@ from ``u`` to ``v`` and ``2e + 1`` back, each an independent full-duplex resourc
 
 Routing
 -------
+Routing is a named policy (:data:`POLICIES`, ``compile_network(G, routing=...)``; the user
+reference is docs/routing.md): ``shortest`` (latency-shortest paths, hashed ECMP among equal-cost
+ones), ``spread`` (every equal-cost path, the flow split evenly: :meth:`Network.weighted_routes`
+gives each link's share), ``dimension-order`` (tori, rings), ``dmodk`` (fat-trees, GPU
+clusters), ``minimal`` (dragonflies) and ``auto``, the structure's natural one.
+
 ``net.routes(src, dst)`` returns the paths of many (src, dst) pairs at once as a CSR
-``(ptr, links)``. Graphs made by :mod:`topologies.generators` route by formula, with no Python
-loop per pair:
+``(ptr, links)``. Where the graph has a generator's structure (named by ``G.graph["family"]``
+and checked against the links, or recognised from the links alone: a file routes as the
+generator's graph does) the structured policies route by formula, with no Python loop per pair:
 
 * ``fully_connected``: the direct link; ``switch``: up to the switch and down;
-* ``ring``, ``torus``: dimension order (dimension 0 first), the shorter way round in each
+* ``ring``, ``torus`` (``dimension-order``): dimension 0 first, the shorter way round in each
   dimension; a tie (distance exactly ``n/2``) goes up from even coordinates, down from odd;
-* ``fat_tree``: up to the lowest common ancestor and down; the aggregation switch and (between
-  pods) the core switch are chosen by ECMP hash;
+* ``fat_tree`` (``shortest``/``dmodk``): up to the lowest common ancestor and down; the
+  aggregation and (between pods) core switch chosen by ECMP hash, or by destination mod k;
 * ``gpu_cluster``: GPUs of one server talk over the NVLink switch; other pairs go
-  GPU -> leaf (-> spine, chosen by hash) -> leaf -> GPU;
-* ``dragonfly``: minimal: local, global, local.
+  GPU -> leaf (-> spine, chosen by hash or destination mod k) -> leaf -> GPU;
+* ``dragonfly`` (``minimal``): local, global, local.
 
-Any other graph (no ``family``, e.g. loaded from a file, or ``routing="shortest"``) uses
-latency-weighted shortest paths (ties broken by fewer hops); where several next hops are equally
-short, the hash of (src, dst) mixed with the current node picks one. Distances are computed per
-destination and cached, and finished routes are cached per (src, dst) pair.
+Everything else (``shortest`` on rings, tori and dragonflies, or on any graph without a
+structure) uses latency-weighted shortest paths (ties broken by fewer hops); where several next
+hops are equally short, the hash of (src, dst) mixed with the current node picks one. Distances
+are computed per destination and cached, and finished routes are cached per (src, dst) pair.
+Where links of a structure are missing (failed links), the formula routes that would cross one
+take the next up-port in turn (fat-trees, GPU clusters) or, failing that, a shortest path over
+the links that remain.
 
 The ECMP hash is splitmix64 of ``src << 32 | dst`` (node indices): deterministic across runs
 and platforms, and it spreads an all-to-all evenly over the equal-cost paths.
@@ -234,9 +244,15 @@ class Network:
         q = (src * self.nnodes + dst).reshape(-1)
         tab_keys, tab_ids, bits = self._link_table()
         h = _fib_slot(q, bits)
-        out = np.full(len(q), -1, dtype=np.int64)
+        got = tab_keys[h]
+        hit = got == q
+        out = tab_ids[h]
+        if hit.all():  # the common case: every key in its own slot
+            return out.reshape(src.shape)
+        out[~hit] = -1
         mask = len(tab_keys) - 1
-        todo = np.arange(len(q))
+        todo = np.flatnonzero(~hit & (got >= 0))
+        h[todo] = (h[todo] + 1) & mask
         while len(todo):  # linear probing; an empty slot means no such link
             got = tab_keys[h[todo]]
             hit = got == q[todo]
