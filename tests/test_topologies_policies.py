@@ -401,3 +401,23 @@ def test_the_documented_example_file(tmp_path):
     assert int(net.half_duplex.sum()) == 2  # the side link, both directions
     ptr, links, share = net.weighted_routes([net.index[1]], [net.index["sw"]])
     assert sorted(share.tolist()) == [0.5, 0.5] and len(set(links.tolist())) == 2
+
+
+@pytest.mark.parametrize("G", [T.fat_tree(4), T.fat_tree(6, hosts=20),
+                               T.gpu_cluster(5, 4, leaf_radix=16),
+                               T.gpu_cluster(16, 1, leaf_radix=8)],
+                         ids=lambda G: f"{G.graph['family']}{G.graph['params']}")
+def test_spread_formula_equals_the_graph_walk(G):
+    # fat-trees and GPU clusters spread by formula; the shares are those the walk over all
+    # equal-cost paths finds
+    net = T.compile_network(G, routing="spread")
+    assert net._spreader is not None
+    E = len(net.endpoints)
+    src, dst = np.divmod(np.arange(E * E), E)
+    a, b = net._spread(src, dst), net._route_spread(src, dst)
+    assert np.array_equal(a[0], b[0])
+    for i in range(E * E):
+        x, y = (sorted(zip(c[1][c[0][i]:c[0][i + 1]].tolist(),
+                           c[2][c[0][i]:c[0][i + 1]].tolist(), strict=True)) for c in (a, b))
+        assert [k for k, _ in x] == [k for k, _ in y]
+        np.testing.assert_allclose([f for _, f in x], [f for _, f in y], rtol=1e-12)

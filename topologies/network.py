@@ -179,6 +179,8 @@ class Network:
         # links of the structure are missing; formula routes then detour (see _repair)
         self._ref_links = ref_links
         self._partial = ref_links is not None
+        # spread on an intact fat-tree / GPU cluster: every up/down path, by formula
+        self._spreader = None if self._partial or not self.multipath else _SPREAD.get(family)
         self._layout_cache = None
         self._ltab = None
 
@@ -342,11 +344,17 @@ class Network:
         """
         src, dst = self._checked(src, dst, check, "weighted_routes")
         if self.multipath:
-            ptr, links, share = self._route_spread(src, dst)
+            ptr, links, share = self._spread(src, dst)
         else:
             ptr, links = self._directed_routes(src, dst)
             share = np.ones(len(links), dtype=np.float64)
         return ptr, self.resource_ids(links), share
+
+    def _spread(self, src, dst):
+        if self._spreader is not None and (
+                not src.size or (self.is_endpoint[src].all() and self.is_endpoint[dst].all())):
+            return getattr(self, self._spreader)(src, dst)
+        return self._route_spread(src, dst)
 
     def _checked(self, src, dst, check: bool, what: str) -> tuple[np.ndarray, np.ndarray]:
         src = np.asarray(src, dtype=np.int64)
@@ -422,7 +430,7 @@ class Network:
         d = np.array([self.index[dst]])
         s, d = self._checked(s, d, True, "route")
         if self.multipath:
-            ptr, links, share = self._route_spread(s, d)
+            ptr, links, share = self._spread(s, d)
         else:
             ptr, links = self._directed_routes(s, d)
             share = np.ones(len(links))
@@ -635,6 +643,71 @@ class Network:
         if self._ref_links is not None:  # masked-off entries may index past the table
             K = np.where(mask, K, 0)
         return self._ref(K), mask
+
+    @staticmethod
+    def _spread_csr(K, S, mask):
+        """Rows of link ids ``K`` with shares ``S`` restricted to ``mask`` -> weighted CSR."""
+        ptr = np.zeros(len(K) + 1, dtype=np.int64)
+        np.cumsum(mask.sum(axis=1), out=ptr[1:])
+        at = np.flatnonzero(mask.reshape(-1))
+        return ptr, K.reshape(-1)[at], np.broadcast_to(S, K.shape).reshape(-1)[at]
+
+    def _spread_fat_tree(self, s, d):
+        """``spread`` on a fat-tree: every up/down path. Between pods the flow halves over
+        the ``k/2`` aggregation switches and again over their ``k/2`` cores each; within a pod
+        it splits over the aggregation switches."""
+        L = self._layout()
+        half, H = L.half, L.hosts
+        es, ed = s // half, d // half
+        ps, pd = es // half, ed // half
+        agg_core = H + L.edges * half
+        a = np.arange(half)
+        aj = np.arange(half * half)  # a * half + j
+        col = lambda x: x[:, None]  # noqa: E731
+        K = np.concatenate([
+            col(2 * s),
+            2 * (H + col(es) * half + a),
+            2 * (agg_core + col(ps) * half * half + aj),
+            2 * (agg_core + col(pd) * half * half + aj) + 1,
+            2 * (H + col(ed) * half + a) + 1,
+            col(2 * d + 1),
+        ], axis=1)
+        h2 = half * half
+        S = np.concatenate([[1.0], np.full(half, 1.0 / half), np.full(2 * h2, 1.0 / h2),
+                            np.full(half, 1.0 / half), [1.0]])
+        diff, other_edge, other_pod = s != d, es != ed, ps != pd
+        mask = np.concatenate([col(diff), np.repeat(col(other_edge), half, axis=1),
+                               np.repeat(col(other_pod), 2 * h2, axis=1),
+                               np.repeat(col(other_edge), half, axis=1), col(diff)], axis=1)
+        return self._spread_csr(K, S, mask)
+
+    def _spread_gpu_cluster(self, s, d):
+        """``spread`` on a GPU cluster: between leaves the flow splits over every spine."""
+        L = self._layout()
+        g, nsp = L.gpus_per_node, L.spines
+        ns, nd = s // g, d // g
+        ls, ld = ns // L.servers_per_leaf, nd // L.servers_per_leaf
+        if g > 1:
+            nic_s, nic_d, leaf_spine = 2 * s + 1, 2 * d + 1, 2 * L.gpus
+        else:
+            nic_s, nic_d, leaf_spine = s, d, L.gpus
+        sp = np.arange(nsp)
+        col = lambda x: x[:, None]  # noqa: E731
+        K = np.concatenate([
+            col(4 * s), col(4 * d + 1), col(2 * nic_s),
+            2 * (leaf_spine + col(ls) * nsp + sp),
+            2 * (leaf_spine + col(ld) * nsp + sp) + 1,
+            col(2 * nic_d + 1),
+        ], axis=1)
+        S = np.concatenate([[1.0, 1.0, 1.0], np.full(2 * nsp, 1.0 / max(nsp, 1)), [1.0]])
+        diff = s != d
+        same_server = diff & (ns == nd)
+        other_server = ns != nd
+        other_leaf = ls != ld
+        mask = np.concatenate([col(same_server), col(same_server), col(other_server),
+                               np.repeat(col(other_leaf), 2 * nsp, axis=1),
+                               col(other_server)], axis=1)
+        return self._spread_csr(K, S, mask)
 
     def _route_dragonfly(self, s, d):
         L = self._layout()
@@ -890,6 +963,8 @@ _FORMULA = {
     ("gpu_cluster", "dmodk"): "_route_gpu_cluster",
     ("dragonfly", "minimal"): "_route_dragonfly",
 }
+#: family -> the Network method spreading flows by formula (intact graphs only)
+_SPREAD = {"fat_tree": "_spread_fat_tree", "gpu_cluster": "_spread_gpu_cluster"}
 _NATURAL = {"ring": "dimension-order", "torus": "dimension-order", "dragonfly": "minimal",
             "fat_tree": "shortest", "gpu_cluster": "shortest", "switch": "shortest",
             "fully_connected": "shortest"}
