@@ -1001,13 +1001,14 @@ def _matches(family, params, nodes, kinds, eu, ev, multigraph, subset: bool):
     if it is), and where ``subset`` allows some of its links to be missing (failed) and some
     are, the map from the generator's directed link ids to ours (-1: missing)."""
     N = len(nodes)
-    if family == "fully_connected" and list(params) == ["n"] and not subset:
+    if family == "fully_connected" and list(params) == ["n"]:
         # cheap: a simple graph on 0..n-1 with n(n-1)/2 links, all endpoints, is complete
         n = params["n"]
         if nodes == list(range(n)) and len(eu) == n * (n - 1) // 2 and not multigraph \
                 and all(k == "endpoint" for k in kinds.values()):
             return None, None
-        return "it is not the complete graph its params describe", None
+        if not subset or len(eu) > n * (n - 1) // 2:
+            return "it is not the complete graph its params describe", None
     try:
         ref = gen.FAMILIES[family](**params)
     except (TypeError, ValueError) as e:
@@ -1041,18 +1042,21 @@ def _divisors(n: int) -> list[int]:
 def _torus_dims(E: int, nbrs0: set, m: int):
     """Torus dims (each >= 2, at least two) whose torus has ``m`` links and gives node 0
     the neighbours ``nbrs0``."""
-    def factorisations(n):
+    def factorisations(n, depth):
         if n == 1:
             yield []
             return
+        if depth == 0:
+            return
         for f in _divisors(n)[1:]:
-            for rest in factorisations(n // f):
+            for rest in factorisations(n // f, depth - 1):
                 yield [f, *rest]
 
-    if E > 1 << 20:
+    if E > 1 << 24:
         return
-    for dims in factorisations(E):
-        if len(dims) < 2 or len(dims) > 8:
+    # node 0 has one or two neighbours per dimension of size >= 2: at most that many dims
+    for dims in factorisations(E, min(len(nbrs0), 8)):
+        if len(dims) < 2:
             continue
         links = sum(E if d >= 3 else E // 2 for d in dims)
         strides = np.cumprod([1] + dims[::-1])[:-1][::-1].tolist()
