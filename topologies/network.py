@@ -124,9 +124,17 @@ class Network:
         Indices of the endpoint nodes, in order (rank ``r`` sits on ``endpoints[r]`` under the
         default placement).
     family, params : str or None, dict
-        The generator that made the graph and its arguments (``G.graph``).
+        The structure the graph is routed as: the generator named by ``G.graph`` (checked),
+        or the one recognised from its links; None and ``{}`` for a plain graph.
     routing : str
-        ``"formula"`` or ``"shortest"``.
+        The policy in force (``"auto"`` resolved: ``"dimension-order"``, ``"shortest"``,
+        ...; see :data:`POLICIES`).
+    multipath : bool
+        The policy splits flows over several paths (``spread`` with more than one path):
+        use :meth:`weighted_routes` for the shares.
+    half_duplex : numpy.ndarray of bool
+        Per directed link: half duplex (its reverse direction reports the same resource id,
+        ``2e``, in routes).
     graph : networkx.Graph
         The graph it was compiled from (do not modify it afterwards).
     """
