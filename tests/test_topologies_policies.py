@@ -421,3 +421,27 @@ def test_spread_formula_equals_the_graph_walk(G):
                            c[2][c[0][i]:c[0][i + 1]].tolist(), strict=True)) for c in (a, b))
         assert [k for k, _ in x] == [k for k, _ in y]
         np.testing.assert_allclose([f for _, f in x], [f for _, f in y], rtol=1e-12)
+
+
+def test_routing_reaches_every_entry_point(capsys):
+    from sim.api import predict, sweep
+    from sim.fabric import with_routing
+
+    G = T.torus((4, 4))
+    sch = build("allreduce", "ring", 16)
+    dor = simulate(sch, G, 64 * MiB, "contention").time_s
+    ecmp = simulate(sch, G, 64 * MiB, "contention", routing="shortest").time_s
+    assert ecmp > 1.9 * dor
+    assert predict("allreduce", "ring", 16, 64 * MiB, G, "contention",
+                   routing="shortest").time_s == ecmp
+    recs = sweep("allreduce", ["ring"], 16, [64 * MiB], G, "contention", routing="shortest")
+    assert [r.time_s for r in recs] == [ecmp]
+    net = with_routing(G, "shortest")
+    assert net.routing == "shortest" and with_routing(net, "shortest") is net
+    assert simulate(sch, net, 64 * MiB, "contention").time_s == ecmp
+    assert fabric_for(G, 16, routing="shortest").net is net  # compiled once per policy
+    for routing, t in ((None, dor), ("shortest", ecmp)):
+        argv = ["predict", "-t", "torus", "--dims", "4x4", "-n", "16", "-b", "64MiB", "-m",
+                "contention", "--json"] + (["--routing", routing] if routing else [])
+        assert main(argv) == 0
+        assert json.loads(capsys.readouterr().out)["time_s"] == pytest.approx(t, rel=1e-12)
