@@ -499,7 +499,9 @@ def _route_parser(sub) -> argparse.ArgumentParser:
                        description="Print the links of the route from SRC to DST (node ids of "
                                    "the topology; ranks under the default placement): each "
                                    "hop with its bandwidth and latency (and share, for "
-                                   "spread), the total latency and the bottleneck.")
+                                   "spread), the total latency and the bottleneck. The network "
+                                   "options are predict's; --ranks sizes a generator (default: "
+                                   "enough for SRC and DST); the other options are unused.")
     r.add_argument("src", metavar="SRC", help="source node")
     r.add_argument("dst", metavar="DST", help="destination node")
     _add_common(r, sweep=False)
