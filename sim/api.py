@@ -112,12 +112,13 @@ def build_schedule(collective: str, algorithm: str, ranks: int, options: dict | 
 
 def predict(collective: str, algorithm: str, ranks: int, nbytes: int, topology=None,
             model=None, *, params=None, placement=None, itemsize: int = 1,
-            dtype: str = "uint8", options: dict | None = None) -> Record:
+            dtype: str = "uint8", options: dict | None = None,
+            routing: str | None = None) -> Record:
     """Predicted time of one collective: build ``algorithm`` for ``collective`` on ``ranks``
     ranks, simulate it moving ``nbytes`` bytes on ``topology`` (a graph, or ``None`` for the
     analytic fully connected network given by ``params``) and return a
     :class:`sim.table.Record` (time_s, algbw, busbw; extra: model, topology, steps,
-    transfers).
+    transfers). ``routing`` names the routing policy (``topologies.POLICIES``).
 
     >>> r = predict("allreduce", "ring", 7, 1 << 20, params=Hockney(2e-6, 1e-9, 2.5e-10))
     >>> round(r.time_s * 1e6, 3), round(r.busbw / 1e9, 3)
@@ -125,7 +126,7 @@ def predict(collective: str, algorithm: str, ranks: int, nbytes: int, topology=N
     """
     schedule = build_schedule(collective, algorithm, ranks, options)
     res = simulate(schedule, topology, nbytes, model, params=params, placement=placement,
-                   itemsize=itemsize)
+                   itemsize=itemsize, routing=routing)
     return _record(res, algorithm, dtype)
 
 
@@ -159,13 +160,14 @@ def _schedules(collective, algorithms, ranks, options):
 def sweep(collective: str, algorithms: Sequence[str], ranks: int, sizes: Iterable[int],
           topology=None, model=None, *, params=None, placement=None, itemsize: int = 1,
           dtype: str = "uint8", options: dict | None = None,
-          progress: Callable[[int, int], None] | None = None) -> list[Record]:
+          progress: Callable[[int, int], None] | None = None,
+          routing: str | None = None) -> list[Record]:
     """Predicted records for every (size, algorithm): each schedule is built once and
     simulated at every size (routes and fair rates are cached across sizes).
 
     Records come size by size, algorithms in the given order. ``options`` go to the
     algorithms whose builders accept them. ``progress(done, total)`` is called after each
-    simulation.
+    simulation. ``routing`` names the routing policy (``topologies.POLICIES``).
 
     >>> recs = sweep("allreduce", ["ring", "recursive-doubling"], 8, [1024, 1 << 20],
     ...              params=Hockney(2e-6, 1e-9))
@@ -178,6 +180,10 @@ def sweep(collective: str, algorithms: Sequence[str], ranks: int, sizes: Iterabl
     total = len(sizes) * len(scheds)
     out: list[Record] = []
     done = 0
+    if routing is not None:  # compiled once for the whole sweep
+        from sim.fabric import with_routing
+
+        topology = with_routing(topology, routing)
     for size in sizes:
         for algo, sch in scheds.items():
             res = simulate(sch, topology, size, model, params=params, placement=placement,

@@ -5,6 +5,7 @@ Commands (``python -m sim COMMAND --help`` for each)::
     predict  one (collective, algorithm, ranks, bytes) -> time, algbw, busbw (--json: one object)
     sweep    nccl-tests-like tables over sizes, one per algorithm, best per size marked
     list     collectives and their algorithms, topologies, models
+    route    the links of one route: python -m sim route --topology T SRC DST [--routing P]
 
     report   run a what-if study file (TOML) into a report directory (see sim.studyfile)
 
@@ -243,6 +244,9 @@ def _add_common(p: argparse.ArgumentParser, sweep: bool) -> None:
                      help="dragonfly global links (default: twice --latency)")
     net.add_argument("--placement", default=None,
                      help="linear (default), spread, random:SEED")
+    net.add_argument("--routing", default=None, metavar="POLICY",
+                     help="auto (default), shortest, spread, dimension-order, dmodk, minimal "
+                          "(docs/routing.md)")
 
     model = p.add_argument_group("cost model")
     model.add_argument("--model", "-m", default="hockney", choices=tuple(_MODELS),
@@ -295,7 +299,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
     # Dispatched to sim.study before parsing; listed here so --help shows it.
     sub.add_parser("report", help="run a what-if study file (TOML) into a report directory",
                    add_help=False)
-    return top, {"predict": p, "sweep": s, "list": lst}
+    r = _route_parser(sub)
+    return top, {"predict": p, "sweep": s, "list": lst, "route": r}
 
 
 # --------------------------------------------------------------------------- set-up
@@ -412,7 +417,7 @@ def cmd_predict(args, parser) -> int:
     dtype, itemsize = args.dtype
     sch = build_schedule(coll, names[0], args.ranks, _options(args))
     res = simulate(sch, G, args.bytes, params=params, placement=args.placement,
-                   itemsize=itemsize, timeline=False)
+                   itemsize=itemsize, timeline=False, routing=args.routing)
     if args.json:
         out = res.as_dict()
         out.update(count=args.bytes // itemsize, dtype=dtype, options=_options(args))
@@ -444,7 +449,8 @@ def cmd_sweep(args, parser) -> int:
     show = sys.stderr.isatty() if args.progress is None else args.progress
     records = sweep(coll, names, args.ranks, sizes, G, params=params,
                     placement=args.placement, itemsize=itemsize, dtype=dtype,
-                    options=_options(args) or None, progress=_Progress(show, "sweep "))
+                    options=_options(args) or None, progress=_Progress(show, "sweep "),
+                    routing=args.routing)
     best = best_per_size(records)
     topo = records[0].extra["topology"] if records else args.topology
     for name in dict.fromkeys(r.algorithm for r in records):
@@ -485,6 +491,61 @@ def cmd_list(args, parser) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- route
+
+
+def _route_parser(sub) -> argparse.ArgumentParser:
+    r = sub.add_parser("route", help="the links of one route", allow_abbrev=False,
+                       description="Print the links of the route from SRC to DST (node ids of "
+                                   "the topology; ranks under the default placement): each "
+                                   "hop with its bandwidth and latency (and share, for "
+                                   "spread), the total latency and the bottleneck. The network "
+                                   "options are predict's; --ranks sizes a generator (default: "
+                                   "enough for SRC and DST); the other options are unused.")
+    r.add_argument("src", metavar="SRC", help="source node")
+    r.add_argument("dst", metavar="DST", help="destination node")
+    _add_common(r, sweep=False)
+    r.set_defaults(ranks=None)  # a generator's size: default, enough for SRC and DST
+    return r
+
+
+def _node_id(text: str):
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def cmd_route(args, parser) -> int:
+    """Print the hops of one route, its latency and bottleneck."""
+    from sim.fabric import with_routing
+    from topologies import fully_connected
+    from topologies.units import format_bandwidth, format_time
+
+    src, dst = _node_id(args.src), _node_id(args.dst)
+    if args.ranks is None:
+        ints = [v + 1 for v in (src, dst) if isinstance(v, int)]
+        args.ranks = max([8, *ints])
+    _, _, G, _ = _setup(args, parser)
+    if G is None:  # the analytic network, as a graph: one direct link per pair
+        link = {k: v for k, v in (("bandwidth", args.bandwidth), ("latency", args.latency))
+                if v is not None}
+        G = fully_connected(args.ranks, **link)
+    net = with_routing(G, args.routing or "auto")
+    table = net.route_table(src, dst)
+    spread = net.multipath
+    print(f"# route {src!r} -> {dst!r}, routing {net.routing}, {len(table['hops'])} hop"
+          f"{'' if len(table['hops']) == 1 else 's'}")
+    for h in table["hops"]:
+        share = f"  share {h['share']:.4g}" if spread else ""
+        print(f"  {h['from']!s:>8} -> {h['to']!s:<8} {format_bandwidth(h['bandwidth']):>12}"
+              f" {format_time(h['latency']):>10}{share}")
+    print(f"# latency {format_time(table['latency'])}, bottleneck "
+          f"{format_bandwidth(table['bottleneck'])}")
+    return 0
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (2 for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -501,7 +562,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     sub = subs[args.command]
-    command = {"predict": cmd_predict, "sweep": cmd_sweep, "list": cmd_list}[args.command]
+    command = {"predict": cmd_predict, "sweep": cmd_sweep, "list": cmd_list,
+               "route": cmd_route}[args.command]
     try:
         return command(args, sub)
     except ValueError as e:

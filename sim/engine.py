@@ -59,7 +59,7 @@ import numpy as np
 from collectives.ir import Schedule, chunk_bounds
 from collectives.metrics import algbw as _algbw
 from collectives.metrics import busbw as _busbw
-from sim.fabric import AnalyticFabric, fabric_for, figures_key, pattern_key
+from sim.fabric import AnalyticFabric, fabric_for, figures_key, pattern_key, with_routing
 from sim.models import MODELS, Contention, Hockney, LogGP, model_params
 from sim.table import Record, make_record
 from topologies.io import gc_paused
@@ -501,7 +501,7 @@ class _Totals:
 
 def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
              placement=None, params=None, itemsize: int = 1, timeline: bool | None = None,
-             ) -> SimResult:
+             routing: str | None = None) -> SimResult:
     """Simulate ``schedule`` moving a vector of ``nbytes`` bytes and return a :class:`SimResult`.
 
     Parameters
@@ -526,6 +526,8 @@ def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
         Bytes per element (1 by default: ``nbytes`` elements of one byte).
     timeline : bool, optional
         Keep every transfer's start and end; default on up to a million transfers.
+    routing : str, optional
+        Routing policy (``topologies.POLICIES``; docs/routing.md); default the network's own.
 
     Examples
     --------
@@ -536,6 +538,7 @@ def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
     """
     # The loop allocates small objects (keys, entries) next to big graphs: with the collector
     # on, its full collections walk every dict of the graphs (several ms at 1024 ranks).
+    topology = with_routing(topology, routing)
     with gc_paused():
         return _simulate(schedule, topology, nbytes, model, placement, params, itemsize,
                          timeline)

@@ -12,6 +12,13 @@ permutation checks done in one pass and their rates filled side by side, so that
 few hundred transfers costs little more than its share of the work, not a few hundred numpy
 calls of its own. The numbers are those of one pattern at a time.
 
+A routing policy that spreads a flow over several paths (``spread``) gives each pattern a
+``share`` per route entry (the fraction of the flow crossing that link, from
+``Network.weighted_routes``): the contention model's constraint becomes ``sum_f share_fl *
+rate_f <= capacity_l``, Hockney's bottleneck ``min_l capacity_l / share_l`` and the latency the
+share-weighted sum (every one of the equal-cost paths has that latency). Such patterns are routed
+and costed one at a time.
+
 Two fabrics exist: :class:`GraphFabric` (a compiled ``topologies`` network, ranks placed on its
 endpoints) and :class:`AnalyticFabric` (``p`` ranks fully connected by identical full-duplex
 links, one directed link per ordered pair, whose latency and bandwidth come from the model's
@@ -30,7 +37,8 @@ import numpy as np
 from sim.maxmin import maxmin_rates, maxmin_rates_many
 from topologies.network import Network
 
-__all__ = ["AnalyticFabric", "GraphFabric", "Pattern", "fabric_for", "figures_key", "pattern_key"]
+__all__ = ["AnalyticFabric", "GraphFabric", "Pattern", "fabric_for", "figures_key", "pattern_key",
+           "with_routing"]
 
 #: Cached pattern transfers per fabric before the oldest patterns are dropped.
 PATTERN_CACHE_LIMIT = 8_000_000
@@ -42,13 +50,16 @@ _ROUTE_BATCH = 1 << 13
 class Pattern:
     """One ``(src, dst)`` pattern on a fabric: routes and per-model figures (memoised)."""
 
-    __slots__ = ("src", "dst", "m", "ptr", "links", "_unique_src", "_unique_dst", "memo",
-                 "_occ", "perm", "_lens", "__weakref__")
+    __slots__ = ("src", "dst", "m", "ptr", "links", "share", "_unique_src", "_unique_dst",
+                 "memo", "_occ", "perm", "_lens", "__weakref__")
 
-    def __init__(self, src: np.ndarray, dst: np.ndarray, ptr: np.ndarray, links: np.ndarray):
+    def __init__(self, src: np.ndarray, dst: np.ndarray, ptr: np.ndarray, links: np.ndarray,
+                 share: np.ndarray | None = None):
         self.src, self.dst = src, dst
         self.m = len(src)
         self.ptr, self.links = ptr, links
+        #: fraction of the flow on each entry of ``links`` (None: single paths, all 1)
+        self.share = share
         self._unique_src = self._unique_dst = None
         self.memo: dict = {}
         self._occ = None
@@ -342,7 +353,16 @@ class GraphFabric(_Fabric):
             return self.net.routes(a, b, check=False)
         return self.net.routes(a, b)
 
+    @property
+    def multipath(self) -> bool:
+        """The network splits flows over several paths (patterns carry shares)."""
+        return bool(getattr(self.net, "multipath", False))
+
     def _make(self, src, dst):
+        if self.multipath:
+            ptr, links, share = self.net.weighted_routes(self.rank_nodes[src],
+                                                         self.rank_nodes[dst], check=False)
+            return Pattern(src, dst, ptr, links, share)
         ptr, links = self._routes(src, dst)
         return Pattern(src, dst, np.asarray(ptr, dtype=np.int64),
                        np.asarray(links, dtype=np.int64))
@@ -350,8 +370,8 @@ class GraphFabric(_Fabric):
     def _make_many(self, pairs, model=None, fkey=None):
         out: list[Pattern] = []
         for i, j in _groups([len(s) for s, _ in pairs]):
-            if j == i + 1:
-                out.append(self._make(*pairs[i]))
+            if j == i + 1 or self.multipath:
+                out.extend(self._make(*pr) for pr in pairs[i:j])
                 continue
             # One routing call and one figures pass for the group; each pattern's arrays are
             # slices of the group's.
@@ -412,13 +432,32 @@ class GraphFabric(_Fabric):
         return np.asarray(table)[lens]
 
     def _figures(self, pat, model):
+        if pat.share is not None:
+            return self._figures_shared(pat, model)
         return self._figures_csr(pat.ptr, pat.links, model, None)
+
+    def _figures_shared(self, pat, model):
+        """Figures of a pattern whose flows are spread over several paths (shares)."""
+        lat, inv = _model_overrides(model)
+        ptr, links, share = pat.ptr, pat.links, pat.share
+        if lat is None:
+            lat = self._reduce(np.add, self.net.link_latency[links] * share,
+                               ptr, np.arange(len(links)), 0.0)
+        cap = self.net.link_bandwidth if inv is None else np.full(self.net.nlinks, 1.0 / inv)
+        with np.errstate(divide="ignore"):
+            if model.name == "contention":
+                return lat, 1.0 / maxmin_rates(ptr, links, cap, share)
+            if inv is None:
+                neck = self._reduce(np.minimum, cap[links] / share, ptr,
+                                    np.arange(len(links)), np.inf)
+                inv = 1.0 / neck
+        return lat, inv
 
     def _figures_many(self, pats, model):
         out: list[tuple] = []
         for i, j in _groups([p.m for p in pats]):
-            if j == i + 1:
-                out.append(self._figures(pats[i], model))
+            if j == i + 1 or self.multipath:
+                out.extend(self._figures(p, model) for p in pats[i:j])
                 continue
             group = pats[i:j]
             sizes = [p.m for p in group]
@@ -457,6 +496,7 @@ class GraphFabric(_Fabric):
 # --------------------------------------------------------------------------- fabric cache
 
 _NETWORKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_NET_FABRICS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _ANALYTIC: OrderedDict = OrderedDict()
 
 
@@ -466,17 +506,19 @@ def _signature(G: nx.Graph) -> tuple:
     return (G.number_of_nodes(), G.graph.get("family"), repr(G.graph.get("params")))
 
 
-def _compiled(G: nx.Graph):
-    """The compiled network of ``G`` and a per-graph fabric cache (rebuilt if ``G`` changed
-    its node count or parameters)."""
+def _compiled(G: nx.Graph, routing: str = "auto"):
+    """The compiled network of ``G`` under ``routing`` and a per-network fabric cache
+    (rebuilt if ``G`` changed its node count or parameters)."""
     from topologies import compile_network
 
     sig = _signature(G)
-    hit = _NETWORKS.get(G)
-    if hit is None or hit[0] != sig:
-        hit = (sig, compile_network(G), {})
-        _NETWORKS[G] = hit
-    return hit[1], hit[2]
+    per_graph = _NETWORKS.get(G)
+    if per_graph is None or per_graph[0] != sig:
+        per_graph = _NETWORKS[G] = (sig, {})
+    hit = per_graph[1].get(routing)
+    if hit is None:
+        hit = per_graph[1][routing] = (compile_network(G, routing), {})
+    return hit
 
 
 def _describe(G) -> str:
@@ -490,13 +532,40 @@ def _describe(G) -> str:
     return f"graph({G.number_of_nodes()} nodes)"
 
 
-def fabric_for(topology, nranks: int, placement=None) -> _Fabric:
+def with_routing(topology, routing: str | None):
+    """``topology`` routed by the policy ``routing`` (see ``topologies.POLICIES``): a graph
+    becomes its compiled network under that policy (cached per graph and policy), a compiled
+    network is recompiled from its graph; ``None`` (the analytic fully connected network,
+    one direct link per pair) takes ``auto``, ``shortest`` and ``spread``. ``routing=None``
+    returns ``topology`` as it is."""
+    from topologies.network import POLICIES
+
+    if routing is None:
+        return topology
+    if routing not in POLICIES:
+        raise ValueError(f"unknown routing policy {routing!r}; known: {', '.join(POLICIES)}")
+    if isinstance(topology, Network):
+        return topology if topology.routing == routing else _compiled(topology.graph,
+                                                                       routing)[0]
+    if isinstance(topology, nx.Graph):
+        return _compiled(topology, routing)[0]
+    if routing not in ("auto", "shortest", "spread"):
+        raise ValueError(
+            f"routing {routing!r} does not fit the analytic fully connected network (one "
+            "direct link per pair): use 'auto', 'shortest' or 'spread', or give a topology"
+        )
+    return topology
+
+
+def fabric_for(topology, nranks: int, placement=None, routing: str | None = None) -> _Fabric:
     """The fabric of ``nranks`` ranks on ``topology``: an ``nx.Graph`` (compiled once per
-    graph object), a compiled ``topologies.Network``, or ``None`` for the analytic fully
-    connected network. Fabrics (and their pattern caches) are reused per
-    (graph, nranks, placement) when the placement is ``None`` or a string."""
+    graph object and routing policy), a compiled ``topologies.Network``, or ``None`` for the
+    analytic fully connected network. ``routing`` names the policy (default: the network's
+    own, ``auto`` for a graph). Fabrics (and their pattern caches) are reused per
+    (network, nranks, placement) when the placement is ``None`` or a string."""
     from topologies import place
 
+    topology = with_routing(topology, routing)
     if topology is None:
         hit = _ANALYTIC.get(nranks)
         if hit is None:
@@ -508,7 +577,8 @@ def fabric_for(topology, nranks: int, placement=None) -> _Fabric:
         net, fabrics = _compiled(topology)
         G = topology
     elif hasattr(topology, "routes") and hasattr(topology, "link_bandwidth"):
-        net, fabrics, G = topology, None, topology.graph
+        net, G = topology, topology.graph
+        fabrics = _NET_FABRICS.setdefault(net, {}) if isinstance(net, Network) else None
     else:
         raise TypeError(
             f"topology must be a networkx Graph, a compiled topologies.Network or None "

@@ -46,7 +46,8 @@ _BATCH_ENTRIES = 1 << 14
 _BATCH_SLOTS = 1 << 14
 
 
-def maxmin_rates(ptr: np.ndarray, links: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+def maxmin_rates(ptr: np.ndarray, links: np.ndarray, capacity: np.ndarray,
+                 share: np.ndarray | None = None) -> np.ndarray:
     """Max-min fair rate of every flow.
 
     Parameters
@@ -56,6 +57,10 @@ def maxmin_rates(ptr: np.ndarray, links: np.ndarray, capacity: np.ndarray) -> np
         ``capacity``; a flow should cross a link at most once).
     capacity : numpy.ndarray
         Bandwidth of every link.
+    share : numpy.ndarray, optional
+        Per entry of ``links``: the fraction of the flow's rate that crosses that link (a flow
+        spread over several paths); the constraint is then ``sum_f share_fl * rate_f <=
+        capacity_l``. Default 1 everywhere.
 
     Returns
     -------
@@ -72,7 +77,39 @@ def maxmin_rates(ptr: np.ndarray, links: np.ndarray, capacity: np.ndarray) -> np
     ptr = np.asarray(ptr, dtype=np.int64)
     links = np.asarray(links, dtype=np.int64)[: ptr[-1]]
     cap = np.asarray(capacity, dtype=np.float64)
+    if share is not None:
+        share = np.asarray(share, dtype=np.float64)[: ptr[-1]]
+        if not (share == 1.0).all():
+            return _solve_weighted(ptr, links, cap, share)
     return _solve(ptr, links, *_caps(cap, links))
+
+
+def _solve_weighted(ptr, links, cap, share) -> np.ndarray:
+    """Progressive filling with per-entry weights: every unfrozen flow's rate rises at the
+    same pace; a link fills when ``sum share * rate`` reaches its capacity, and freezes the
+    flows that cross it. One saturation level per round (the plain algorithm)."""
+    m = len(ptr) - 1
+    flow = np.repeat(np.arange(m), np.diff(ptr))
+    keys, local = np.unique(links, return_inverse=True)
+    rem = cap[keys].astype(np.float64).copy()
+    rate = np.zeros(m)
+    active = np.diff(ptr) > 0
+    rate[~active] = np.inf
+    while active.any():
+        on = active[flow]
+        w = np.bincount(local[on], weights=share[on], minlength=len(keys))
+        used = w > 0
+        level = np.full(len(keys), np.inf)
+        level[used] = rem[used] / w[used]
+        inc = level.min()
+        rate[active] += inc
+        rem -= w * inc
+        full = used & (level <= inc * (1 + 1e-12))
+        rem[full] = 0.0
+        frozen = np.zeros(m, dtype=bool)
+        frozen[flow[on & full[local]]] = True
+        active &= ~frozen
+    return rate
 
 
 def _caps(cap: np.ndarray, links: np.ndarray):

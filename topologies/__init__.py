@@ -3,7 +3,8 @@
 A topology is an ``nx.Graph`` whose nodes are endpoints (``kind="endpoint"``: where ranks sit)
 and switches (``kind="switch"``), and whose edges are full-duplex links with ``bandwidth``
 (bytes/s per direction) and ``latency`` (seconds). :func:`compile_network` turns one into the
-integer-indexed, vectorised form the simulator routes on.
+integer-indexed, vectorised form the simulator routes on, under a routing policy
+(:data:`POLICIES`; docs/routing.md).
 
 >>> from topologies import compile_network, fat_tree, place
 >>> G = fat_tree(4)
@@ -26,7 +27,7 @@ from .generators import (
     torus,
 )
 from .io import load, save, validate
-from .network import Network, compile_network
+from .network import POLICIES, Network, compile_network
 from .placement import endpoints, groups, place
 from .units import (
     format_bandwidth,
@@ -40,6 +41,7 @@ from .units import (
 __all__ = [
     "DEFAULT_BANDWIDTH",
     "DEFAULT_LATENCY",
+    "POLICIES",
     "Network",
     "compile_network",
     "dragonfly",

@@ -9,7 +9,15 @@ the conventions of :mod:`topologies.generators`:
 * every node has ``kind`` ``"endpoint"`` (ranks sit on it) or ``"switch"``. A graph where *no*
   node has a ``kind`` is a direct network: every node is an endpoint. A graph where some nodes
   have a ``kind`` must give it to all of them;
-* the graph is undirected (links are full duplex) and every endpoint reaches every other.
+* a link may carry ``duplex``: ``"full"`` (the default: each direction has the whole
+  ``bandwidth``) or ``"half"`` (both directions share one ``bandwidth``, as a shared bus or
+  SimGrid's SHARED links);
+* the graph is undirected and every endpoint reaches every other;
+* parallel links are separate cables: a ``nx.MultiGraph``, or in node-link JSON the same
+  pair listed twice (read as a multigraph whether or not the file says
+  ``"multigraph": true``; GraphML with parallel edges reads as one too).
+
+See ``docs/topology-files.md`` for the whole format.
 
 Node ids that look like integers (GraphML stores every id as a string) are loaded as ints.
 """
@@ -135,9 +143,30 @@ def _link_values(edges: list, attr: str) -> np.ndarray:
     return np.array([link_value(u, v, d, attr) for u, v, d in edges], dtype=np.float64)
 
 
-def checked_links(G: nx.Graph) -> tuple[list, np.ndarray, np.ndarray]:
+DUPLEX = ("full", "half")
+
+
+def _half_duplex(edges: list) -> np.ndarray:
+    """Per link: is it half duplex? Raises ``ValueError`` naming a link whose ``duplex`` is
+    neither ``"full"`` nor ``"half"``."""
+    half = np.zeros(len(edges), dtype=bool)
+    for i, (u, v, d) in enumerate(edges):
+        x = d.get("duplex")
+        if x is None or x == "full":
+            continue
+        if x != "half":
+            raise ValueError(
+                f"link ({u!r}, {v!r}) has duplex {x!r}: duplex must be 'full' (each direction "
+                "has the whole bandwidth, the default) or 'half' (both directions share it)"
+            )
+        half[i] = True
+    return half
+
+
+def checked_links(G: nx.Graph) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`validate` ``G`` and return its links: ``[(u, v), ...]`` (multigraph: one per
-    parallel link), bandwidths and latencies as float arrays."""
+    parallel link), bandwidths and latencies as float arrays, and a bool array marking the
+    half-duplex links."""
     if not isinstance(G, nx.Graph):
         raise ValueError(f"a topology is a networkx Graph, got {type(G).__name__}")
     if G.is_directed():
@@ -155,15 +184,23 @@ def checked_links(G: nx.Graph) -> tuple[list, np.ndarray, np.ndarray]:
     edges = _edges(G)
     bandwidth = _link_values(edges, "bandwidth")
     latency = _link_values(edges, "latency")
+    half = _half_duplex(edges) if any("duplex" in d for _, _, d in edges) else np.zeros(
+        len(edges), dtype=bool)
     reach = nx.node_connected_component(G, ends[0])
-    if len(reach) < len(G):
-        for v in ends:
-            if v not in reach:
-                raise ValueError(
-                    f"endpoint {v!r} cannot reach endpoint {ends[0]!r}: every endpoint must "
-                    "reach every other; add a link or remove the endpoint"
-                )
-    return [(u, v) for u, v, _ in edges], bandwidth, latency
+    if len(reach) < len(G) and any(v not in reach for v in ends):
+        # name the endpoints outside the part that holds most of them
+        kind_end = set(ends)
+        main = max(nx.connected_components(G), key=lambda c: len(kind_end & c))
+        first = next(v for v in ends if v in main)
+        cut = [v for v in ends if v not in main]
+        names = ", ".join(map(repr, cut[:8])) + (f" and {len(cut) - 8} more"
+                                                 if len(cut) > 8 else "")
+        raise ValueError(
+            f"no route from endpoint {first!r} to endpoint{'s' if len(cut) > 1 else ''} "
+            f"{names}: cut off (a failed or missing link); every endpoint must reach every "
+            "other: add a link or remove the endpoint"
+        )
+    return [(u, v) for u, v, _ in edges], bandwidth, latency, half
 
 
 # --------------------------------------------------------------------------- files
@@ -190,10 +227,31 @@ def _normalize(G: nx.Graph) -> nx.Graph:
 
 
 def _node_link_graph(data: dict, edges: str) -> nx.Graph:
+    # A pair listed twice is two cables: read it as a multigraph, whatever "multigraph"
+    # says, rather than let a plain Graph merge them into one (half the capacity, no word).
+    multi = bool(data.get("multigraph")) or _has_parallel(data[edges])
+    data = dict(data, multigraph=multi)  # the file's own "multigraph" would win otherwise
     try:
-        return nx.node_link_graph(data, directed=False, multigraph=False, edges=edges)
+        return nx.node_link_graph(data, directed=False, multigraph=multi, edges=edges)
     except TypeError:  # networkx < 3.4
-        return nx.node_link_graph(data, directed=False, multigraph=False, link=edges)
+        return nx.node_link_graph(data, directed=False, multigraph=multi, link=edges)
+
+
+def _has_parallel(links) -> bool:
+    """Does a node-link link list name some unordered pair twice?"""
+    seen = set()
+    for e in links:
+        if not isinstance(e, dict) or "source" not in e or "target" not in e:
+            return False  # malformed: node_link_graph says what is wrong
+        a, b = e["source"], e["target"]
+        try:
+            pair = frozenset((json.dumps(a, sort_keys=True), json.dumps(b, sort_keys=True)))
+        except TypeError:
+            return False
+        if pair in seen:
+            return True
+        seen.add(pair)
+    return False
 
 
 def _node_link_data(G: nx.Graph) -> dict:
@@ -277,7 +335,9 @@ def save(G: nx.Graph, path) -> None:
     """Write ``G`` as node-link JSON (``.json``) or GraphML (``.graphml``).
 
     GraphML holds only scalar graph attributes, so others (``params``) are stored as JSON
-    strings, which :func:`load` decodes.
+    strings, which :func:`load` decodes. A generator's ``family`` and ``params`` travel with
+    the file, so the loaded graph routes as the generator's does (a file without them has its
+    structure recognised from its links: docs/topology-files.md).
 
     Examples
     --------
