@@ -236,10 +236,9 @@ def smpi_algorithm(collective: str, algorithm: str, schedule) -> SmpiChoice:
         if not pow2 and key == ("reducescatter", "recursive-halving", "nearest-first"):
             raise PeerError(f"SMPI's mpich_noncomm (nearest-first recursive halving) needs a "
                             f"power-of-two rank count, got {p}")
-        if not pow2 and order == "farthest-first":
-            note += "; SMPI folds non-power-of-two ranks differently"
-    if not pow2 and algo == "bruck":
-        note = "SMPI's Bruck sends the remainder block in a last step as ours does"
+        if not pow2 and key == ("allreduce", "rabenseifner", "farthest-first"):
+            raise PeerError(f"SMPI's rab1 (farthest-first Rabenseifner) needs a power-of-two "
+                            f"rank count, got {p}")
     return SmpiChoice(dict(settings), note)
 
 
@@ -321,6 +320,9 @@ def rank_routes(net, rank_nodes: np.ndarray) -> dict[tuple[int, int], list[int]]
                 or net.link_dst[path[-1]] != rank_nodes[d]:
             raise PeerError(f"route from rank {s} to rank {d} is not one path between their "
                             f"endpoints")
+        if not float(np.sum(net.link_latency[path])) > 0:
+            raise PeerError(f"route from rank {s} to rank {d} has zero latency; SimGrid's CM02 "
+                            "weights a flow by its route latency, so every route needs some")
         out[s, d] = path
     return out
 
@@ -608,7 +610,7 @@ def format_table(rows: list[Comparison]) -> str:
     our_modes = list(rows[0].ours)
     name = {None: "step", "fair": "fair", "rtt": "rtt"}
     sg_name = {"rtt": "CM02", "fair": "fairbn"}
-    head = [f"{'topology':<16} {'algorithm':<18} {'bytes':>6} {'smpi':<16}"]
+    head = [f"{'topology':<16} {'algorithm':<18} {'bytes':>6} {'smpi':<28}"]
     head += [f"{'SG ' + sg_name[m] + ' ms':>10}" for m in sg_modes]
     for m in our_modes:
         head += [f"{'ours ' + name[m] + ' ms':>11}", f"{'ratio':>7}"]
@@ -616,7 +618,7 @@ def format_table(rows: list[Comparison]) -> str:
     for r in rows:
         s = r.scenario
         size = f"{s.nbytes >> 20}MiB" if s.nbytes % (1 << 20) == 0 else str(s.nbytes)
-        cells = [f"{s.topology:<16} {s.algorithm:<18} {size:>6} {r.smpi_label:<16}"]
+        cells = [f"{s.topology:<16} {s.algorithm:<18} {size:>6} {r.smpi_label:<28}"]
         cells += [_fmt_time(r.simgrid[m]) for m in sg_modes]
         for m in our_modes:
             cells += [f"{r.ours[m] * 1e3:11.4f}", f"{r.ratio(m):7.4f}"]
