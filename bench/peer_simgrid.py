@@ -305,6 +305,9 @@ def rank_routes(net, rank_nodes: np.ndarray) -> dict[tuple[int, int], list[int]]
     if len(set(rank_nodes.tolist())) < p:
         raise PeerError("two ranks share an endpoint; SimGrid needs one host per rank "
                         "(place the ranks on distinct endpoints)")
+    if getattr(net, "multipath", False):
+        raise PeerError(f"routing {getattr(net, 'routing', '?')!r} splits a flow over several "
+                        "paths; SimGrid routes each pair on one path (use a single-path policy)")
     a, b = np.divmod(np.arange(p * p), p)
     keep = a != b
     a, b = a[keep], b[keep]
@@ -316,8 +319,10 @@ def rank_routes(net, rank_nodes: np.ndarray) -> dict[tuple[int, int], list[int]]
     out = {}
     for i, (s, d) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
         path = links[ptr[i]:ptr[i + 1]].tolist()
-        if not path or net.link_src[path[0]] != rank_nodes[s] \
-                or net.link_dst[path[-1]] != rank_nodes[d]:
+        # (a half-duplex link is one id for both directions: either of its ends may lead)
+        ends = (net.link_src, net.link_dst)
+        if not path or rank_nodes[s] not in (e[path[0]] for e in ends) \
+                or rank_nodes[d] not in (e[path[-1]] for e in ends):
             raise PeerError(f"route from rank {s} to rank {d} is not one path between their "
                             f"endpoints")
         if not float(np.sum(net.link_latency[path])) > 0:
