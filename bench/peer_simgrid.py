@@ -48,6 +48,7 @@ __all__ = [
     "SmpiChoice",
     "default_scenarios",
     "main",
+    "mixed_latency_tree",
     "ours_sharing_modes",
     "ours_time",
     "platform_xml",
@@ -459,6 +460,19 @@ def two_level_tree(leaves: int = 4, hosts_per_leaf: int = 4, oversubscription: f
     return G
 
 
+def mixed_latency_tree(leaves: int = 4, hosts_per_leaf: int = 4,
+                       slow: float = 50e-6) -> nx.Graph:
+    """:func:`two_level_tree` (2:1) where every third host (``h % 3 == 0``) has a slow NIC
+    link: latency ``slow`` for even ``h``, ``2 slow`` for odd. Flows of unequal route latency
+    then meet on the uplinks, the case where latency-weighted (``rtt``) and per-flow
+    (``fair``) sharing part."""
+    G = two_level_tree(leaves, hosts_per_leaf, 2.0)
+    h = leaves * hosts_per_leaf
+    for v in range(0, h, 3):
+        G[v][h + v // hosts_per_leaf]["latency"] = slow * (1 + v % 2)
+    return G
+
+
 def _topology(name: str, nranks: int, args=None) -> tuple[nx.Graph, str]:
     """(graph, description) of a named topology, a topology file, or ``tree`` (2:1)."""
     import topologies as T
@@ -474,6 +488,11 @@ def _topology(name: str, nranks: int, args=None) -> tuple[nx.Graph, str]:
         ratio = get("oversubscription") or 2.0
         return (two_level_tree(nranks // per, per, ratio, bw, lat),
                 f"tree({nranks // per}x{per}, {ratio:g}:1)")
+    if key == "mixed-tree":
+        per = get("hosts_per_leaf") or 4
+        if nranks % per:
+            raise PeerError(f"mixed-tree: {nranks} ranks do not fill leaves of {per} hosts")
+        return mixed_latency_tree(nranks // per, per), f"mixed-tree({nranks // per}x{per})"
     if key == "fully-connected":
         link = {k: v for k, v in (("bandwidth", bw), ("latency", lat)) if v is not None}
         return T.fully_connected(nranks, **link), f"fully_connected({nranks})"
@@ -488,8 +507,8 @@ def _topology(name: str, nranks: int, args=None) -> tuple[nx.Graph, str]:
         if not path.is_file():
             raise PeerError(f"no such topology file {name!r}")
         return T.load(path), path.name
-    raise PeerError(f"unknown topology {name!r}; known: tree, {', '.join(TOPOLOGIES)}, or a "
-                    ".json/.graphml file")
+    raise PeerError(f"unknown topology {name!r}; known: tree, mixed-tree, "
+                    f"{', '.join(TOPOLOGIES)}, or a .json/.graphml file")
 
 
 def _compile_net(G: nx.Graph, routing: str | None):
@@ -582,7 +601,8 @@ def run_scenario(sc: Scenario, exe: Path, workdir: Path, *, sharings=("rtt", "fa
 
 def default_scenarios() -> list[Scenario]:
     """16 ranks on: fully connected, a 2:1 two-level tree (4 leaves of 4), a 4x4 torus,
-    fat_tree(4), and a GPU cluster (4 servers of 4 GPUs, 2 leaves); all-reduce by ring,
+    fat_tree(4), a GPU cluster (4 servers of 4 GPUs, 2 leaves) and the 2:1 tree with some
+    slow NIC links (:func:`mixed_latency_tree`: where sharing modes part); all-reduce by ring,
     Rabenseifner and recursive doubling; 1 MiB and 64 MiB."""
     import topologies as T
 
@@ -593,6 +613,7 @@ def default_scenarios() -> list[Scenario]:
         ("torus 4x4", T.torus([4, 4])),
         ("fat_tree(4)", T.fat_tree(4)),
         ("gpu_cluster 4x4", T.gpu_cluster(4, 4, leaf_radix=16)),
+        ("tree mixed lat", mixed_latency_tree(4, 4)),
     ]
     return [Scenario("allreduce", algo, p, size, name, G)
             for name, G in nets
@@ -670,8 +691,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bytes", "-b", type=unit(parse_bytes, "size"), default=None,
                    help="full vector size: 64MiB (default 1MiB)")
     p.add_argument("--topology", "-t", default=None,
-                   help="tree (2:1 two-level), fully-connected, torus, fat-tree, "
-                        "gpu-cluster, ..., or a .json/.graphml file")
+                   help="tree (2:1 two-level), mixed-tree (the same, some slow NICs), "
+                        "fully-connected, torus, fat-tree, gpu-cluster, ..., or a "
+                        ".json/.graphml file")
     p.add_argument("--bandwidth", type=unit(parse_bandwidth, "bandwidth"), default=None)
     p.add_argument("--latency", type=unit(parse_time, "time"), default=None)
     p.add_argument("--k", type=int, default=None, help="fat-tree arity")
