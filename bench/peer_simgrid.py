@@ -237,6 +237,10 @@ def smpi_algorithm(collective: str, algorithm: str, schedule) -> SmpiChoice:
         if not pow2 and key == ("reducescatter", "recursive-halving", "nearest-first"):
             raise PeerError(f"SMPI's mpich_noncomm (nearest-first recursive halving) needs a "
                             f"power-of-two rank count, got {p}")
+        fold = dict(getattr(schedule, "options", ()) or ()).get("fold", "mpich")
+        if not pow2 and fold != "mpich":
+            raise PeerError(f"SMPI folds {p} ranks as MPICH does (even ranks below 2r hand "
+                            f"over to rank+1); this schedule folds {fold!r}")
         if not pow2 and key == ("allreduce", "rabenseifner", "farthest-first"):
             raise PeerError(f"SMPI's rab1 (farthest-first Rabenseifner) needs a power-of-two "
                             f"rank count, got {p}")
