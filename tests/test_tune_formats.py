@@ -243,6 +243,10 @@ def test_tuning_files_of_our_readers_reject_what_the_libraries_reject():
     assert rules[2][0][1][1][0] == 8
     with pytest.raises(ReadError, match="not strict JSON"):
         read_openmpi_json('{"collectives": {"allreduce": [{"rules": [{"alg": 4,}]}]}}')
+    # Open MPI keeps communicator bounds in an int: "inf" there becomes -1, matching nothing
+    rules = read_openmpi_json('{"collectives": {"allreduce": [{"comm_size_max": "inf", '
+                              '"rules": [{"alg": 4}]}]}}')
+    assert select_openmpi_json(rules, 2, 4, 8) == 0
     with pytest.raises(ReadError, match="unrecognized collective"):
         read_openmpi_json('{"collectives": {"reducescatter": []}}')
     with pytest.raises(ReadError, match="NULL failure path"):

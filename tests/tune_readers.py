@@ -161,6 +161,11 @@ def _json_int(value, what: str, inf: int) -> int:
     raise ReadError(f"{what}: {value!r} is not an integer or 'inf'")
 
 
+def _int32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - 2**32 if value >= 2**31 else value
+
+
 def read_openmpi_json(text: str) -> dict[int, list[dict]]:
     """``{coll id: [{"min", "max", "rules": [{"min", "max", "alg"}]}]}`` (disabled rules
     have min > max, as Open MPI marks an unknown algorithm)."""
@@ -182,9 +187,11 @@ def read_openmpi_json(text: str) -> dict[int, list[dict]]:
         for cr in comm_rules:
             if not isinstance(cr, dict) or not isinstance(cr.get("rules"), list):
                 raise ReadError(f"{name}: a communicator rule needs a 'rules' array")
-            block = {"min": _json_int(cr.get("comm_size_min", 0), "comm_size_min", inf),
-                     "max": _json_int(cr.get("comm_size_max", 2**31 - 1), "comm_size_max",
-                                      inf), "rules": []}
+            # the communicator bounds are C ints: "inf" (SSIZE_MAX) truncates to -1
+            block = {"min": _int32(_json_int(cr.get("comm_size_min", 0), "comm_size_min",
+                                             2**63 - 1)),
+                     "max": _int32(_json_int(cr.get("comm_size_max", 2**31 - 1),
+                                             "comm_size_max", 2**63 - 1)), "rules": []}
             for r in cr["rules"]:
                 if "alg" not in r:
                     raise ReadError(f"{name}: the 'alg' field is required")

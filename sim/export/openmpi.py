@@ -18,8 +18,10 @@ size``, allgather ``comm size * send count * dtype size``.
 
 JSON (Open MPI 6, ``ompi_coll_tuned_read_rules_json``): ``{"rule_file_version": 3, "module":
 "tuned", "collectives": {"allreduce": [{"comm_size_min", "comm_size_max", "rules": [
-{"msg_size_min", "msg_size_max", "alg"}]}]}}``, bounds inclusive, ``"inf"`` for no bound,
-the first matching entry wins; collective keys are Open MPI's names (``reduce_scatter``).
+{"msg_size_min", "msg_size_max", "alg"}]}]}}``, bounds inclusive, ``"inf"`` for no message
+bound (communicator bounds are ``int``: an ``"inf"`` there would truncate to -1, so the last
+block leaves ``comm_size_max`` out), the first matching entry wins; collective keys are Open
+MPI's names (``reduce_scatter``).
 """
 
 from __future__ import annotations
@@ -94,10 +96,13 @@ def openmpi_json(table: TuneTable) -> str:
     for i, p in enumerate(table.ranks):
         rules = [{"msg_size_min": lo, "msg_size_max": "inf" if hi is None else hi,
                   "alg": _alg(table, p, algo)} for lo, hi, algo in table.boundaries(p)]
-        blocks.append({"comm_size_min": 0 if i == 0 else p,
-                       "comm_size_max": (table.ranks[i + 1] - 1 if i + 1 < len(table.ranks)
-                                         else "inf"),
-                       "rules": rules})
+        block = {"comm_size_min": 0 if i == 0 else p}
+        if i + 1 < len(table.ranks):
+            # no "inf" here: Open MPI stores the communicator bounds in an int, and its "inf"
+            # (SSIZE_MAX) truncates to -1 there; left out, the bound is INT_MAX
+            block["comm_size_max"] = table.ranks[i + 1] - 1
+        block["rules"] = rules
+        blocks.append(block)
     doc = {"rule_file_version": 3, "module": "tuned",
            "collectives": {COLLECTIVE_KEYS[table.collective]: blocks}}
     return json.dumps(doc, indent=2) + "\n"
