@@ -56,7 +56,10 @@ def _nccl(coll: str, rows) -> list[LibraryAlgorithm]:
     return [LibraryAlgorithm("nccl", coll, n, n, o) for n, o in rows]
 
 
-_NCCL_UNMODELLED = ("collnet_direct", "collnet_chain", "nvls", "nvls_tree", "pat")
+# src/graph/tuning.cc: all-reduce runs every algorithm but PAT; all-gather and reduce-scatter
+# only ring, PAT, NVLS and CollNet Direct
+_NCCL_ALLREDUCE_UNMODELLED = ("collnet_direct", "collnet_chain", "nvls", "nvls_tree")
+_NCCL_GATHER_UNMODELLED = ("collnet_direct", "nvls", "pat")
 
 _TABLE: dict[str, dict[str, list[LibraryAlgorithm]]] = {
     "openmpi": {
@@ -120,11 +123,11 @@ _TABLE: dict[str, dict[str, list[LibraryAlgorithm]]] = {
     },
     "nccl": {
         "allreduce": _nccl("allreduce", [("ring", "ring"), ("tree", "double-binary-tree")]
-                           + [(n, None) for n in _NCCL_UNMODELLED]),
+                           + [(n, None) for n in _NCCL_ALLREDUCE_UNMODELLED]),
         "reducescatter": _nccl("reducescatter", [("ring", "ring")]
-                               + [(n, None) for n in _NCCL_UNMODELLED]),
+                               + [(n, None) for n in _NCCL_GATHER_UNMODELLED]),
         "allgather": _nccl("allgather", [("ring", "ring")]
-                           + [(n, None) for n in _NCCL_UNMODELLED]),
+                           + [(n, None) for n in _NCCL_GATHER_UNMODELLED]),
     },
 }
 
