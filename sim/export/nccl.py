@@ -50,7 +50,7 @@ def nccl_csv(table: TuneTable, channels: int, nodes: dict[int, int] | None = Non
     >>> t = TuneTable("allreduce", "nccl", (16,), {}, {16: (Band("double-binary-tree", (8,),
     ...               None, None), Band("ring", (1 << 20,), None, None))},
     ...               {16: ("ring", "double-binary-tree")})
-    >>> print(nccl_csv(t, 8, {16: 2}))
+    >>> print(nccl_csv(t, 8, {16: 2}), end="")
     allreduce,0,1048575,tree,simple,8,2,16,-1,-1
     allreduce,1048576,18446744073709551615,ring,simple,8,2,16,-1,-1
     """

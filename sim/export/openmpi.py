@@ -61,7 +61,7 @@ def openmpi_classic(table: TuneTable, header: str = "") -> str:
     >>> t = TuneTable("allreduce", "openmpi", (4,), {}, {4: (Band("recursive-doubling",
     ...               (8,), None, None), Band("ring", (65536,), 3.0, "rabenseifner"))},
     ...               {4: ("recursive-doubling", "ring")})
-    >>> print(openmpi_classic(t))
+    >>> print(openmpi_classic(t), end="")
     1 # collectives
     2 # collective id: allreduce
     1 # communicator sizes
