@@ -7,6 +7,9 @@ interleaved ``--repeat`` times, each size's fastest run kept (noise only adds ti
 
 ``default``
     the library as installed, nothing set;
+``csel-default`` (MPICH)
+    MPICH's own selection tree on the path the table takes
+    (``MPIR_CVAR_DEVICE_COLLECTIVES=none``, no table): the like-for-like baseline;
 ``table``
     the exported table loaded (MPICH: ``MPIR_CVAR_COLL_SELECTION_TUNING_JSON_FILE`` with
     ``MPIR_CVAR_DEVICE_COLLECTIVES=none``; Open MPI: ``coll_tuned_use_dynamic_rules`` and
@@ -208,6 +211,8 @@ def tuned(args: list[str] | None = None, verbose: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         variants = {"default": {}, "table": variant_env(library, a.collective,
                                                           table=Path(a.table).resolve())}
+        if library == "mpich":  # MPICH's own tree on the path the table takes
+            variants["csel-default"] = {"MPIR_CVAR_DEVICE_COLLECTIVES": "none"}
         forced = None
         if a.force:
             path, forced = _forced_file(fmt, library, a.collective, a.ranks,
@@ -227,6 +232,8 @@ def tuned(args: list[str] | None = None, verbose: bool = True) -> dict:
     for size in sorted(best["default"]):
         row = {"size": size, **{f"{v}_s": best[v].get(size) for v in variants}}
         row["table_over_default"] = row["table_s"] / row["default_s"]
+        if "csel-default" in variants:
+            row["table_over_csel_default"] = row["table_s"] / row["csel-default_s"]
         if forced is not None:
             row["forced_table_over_setting"] = row["forced-table_s"] / row["forced-setting_s"]
             row["forced_over_default"] = row["forced-table_s"] / row["default_s"]
@@ -247,7 +254,10 @@ def _lines(res: dict) -> list[str]:
     lines = [f"# {lib} ({res['mpiexec']}), {res['ranks']} ranks, native {res['collective']}; "
              f"table {res['table']} ({res['format']}); best of {res['repeat']} interleaved "
              f"runs per variant"]
+    csel = bool(res["rows"]) and "csel-default_s" in res["rows"][0]
     head = f"#{'size(B)':>11} {'default(us)':>12} {'table(us)':>12} {'table/def':>9}"
+    if csel:
+        head += f" {'csel-def(us)':>12} {'table/csel':>10}"
     if res["force"]:
         lines.append(f"# forced: {res['force']} (library: {res['forced_ident']}) by a table "
                      f"and by the library's own setting")
@@ -256,6 +266,9 @@ def _lines(res: dict) -> list[str]:
     for r in res["rows"]:
         line = (f"{r['size']:>12} {r['default_s'] * 1e6:>12.2f} {r['table_s'] * 1e6:>12.2f} "
                 f"{r['table_over_default']:>9.2f}")
+        if csel:
+            line += (f" {r['csel-default_s'] * 1e6:>12.2f} "
+                     f"{r['table_over_csel_default']:>10.2f}")
         if res["force"]:
             line += (f" {r['forced-table_s'] * 1e6:>12.2f} {r['forced-setting_s'] * 1e6:>12.2f}"
                      f" {r['forced_table_over_setting']:>9.2f} {r['forced_over_default']:>9.2f}")
