@@ -307,3 +307,30 @@ def test_files_are_written_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rules.txt"]
     with pytest.raises(ValueError, match="no directory"):
         write_atomic(tmp_path / "missing" / "x.txt", "1\n")
+
+
+def test_bench_tuned_tells_formats_and_settings_apart(tmp_path):
+    from bench._common import UsageError
+    from bench.tuned import table_format, variant_env
+
+    files = {"ompi.conf": "# rules\n1\n2\n1\n4\n1\n0 4 0 0\n",
+             "ompi.json": '{"collectives": {"allreduce": []}}',
+             "mpich.json": '{"collective=bcast": {}}'}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert table_format(tmp_path / "ompi.conf") == "openmpi"
+    assert table_format(tmp_path / "ompi.json") == "openmpi-json"
+    assert table_format(tmp_path / "mpich.json") == "mpich"
+    (tmp_path / "nccl.conf").write_text("allreduce,0,10,ring,simple,1,1,4\n")
+    with pytest.raises(UsageError, match="loaded by NCCL"):
+        table_format(tmp_path / "nccl.conf")
+    (tmp_path / "x.txt").write_text("hello\n")
+    with pytest.raises(UsageError, match="no Open MPI rules file"):
+        table_format(tmp_path / "x.txt")
+    with pytest.raises(UsageError, match="cannot read"):
+        table_format(tmp_path / "missing")
+    assert variant_env("mpich", "allreduce", force="ring") == {
+        "MPIR_CVAR_DEVICE_COLLECTIVES": "none", "MPIR_CVAR_ALLREDUCE_INTRA_ALGORITHM": "ring"}
+    assert variant_env("openmpi", "allgather", table="/t") == {
+        "OMPI_MCA_coll_tuned_use_dynamic_rules": "1",
+        "OMPI_MCA_coll_tuned_dynamic_rules_filename": "/t"}
