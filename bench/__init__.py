@@ -12,6 +12,7 @@ sweep         nccl-tests-style sweep of a collective's algorithms against native
 calibrate     fit alpha, beta (ping-pong) and gamma (local reduction) to a model file
 copy          numpy copy bandwidth per size: the machine's physical reference
 report        plots from ``--json`` results (provided by ``bench/report.py`` when present)
+tuned         native MPI with a ``python -m sim tune`` table and without (closed loop)
 ============  =================================================================================
 
 ``python -m bench`` with no arguments sweeps every all-reduce algorithm plus native MPI from
@@ -35,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "copy": ("bench.sweep:copy_bandwidth", "mpi", "numpy copy bandwidth per size"),
     "report": ("bench.report:main", "main",
                "predicted against measured: RESULTS.json --model-file model.json"),
+    "tuned": ("bench.tuned:main", "main",
+              "native MPI with an exported tuning table and without (--table FILE)"),
 }
 
 

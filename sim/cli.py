@@ -6,6 +6,7 @@ Commands (``python -m sim COMMAND --help`` for each)::
     sweep    nccl-tests-like tables over sizes, one per algorithm, best per size marked
     list     collectives and their algorithms, topologies, models
     route    the links of one route: python -m sim route --topology T SRC DST [--routing P]
+    tune     tuning tables for Open MPI, MPICH and NCCL (see sim.tune, docs/tuning.md)
 
     report   run a what-if study file (TOML) into a report directory (see sim.studyfile)
 
@@ -296,11 +297,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
                    help="progress bar on stderr (default: when stderr is a terminal)")
     lst = sub.add_parser("list", help="list collectives, algorithms, topologies, models",
                          allow_abbrev=False)
+    tune = _add_tune(sub)
     # Dispatched to sim.study before parsing; listed here so --help shows it.
     sub.add_parser("report", help="run a what-if study file (TOML) into a report directory",
                    add_help=False)
     r = _route_parser(sub)
-    return top, {"predict": p, "sweep": s, "list": lst, "route": r}
+    return top, {"predict": p, "sweep": s, "list": lst, "route": r, "tune": tune}
 
 
 # --------------------------------------------------------------------------- set-up
@@ -546,6 +548,142 @@ def cmd_route(args, parser) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- tune
+
+
+def _rank_list(text: str) -> list[int]:
+    """``2,4,8`` or ``2:1024`` (powers of two from 2 to 1024)."""
+    try:
+        if ":" in text:
+            lo, hi = (int(x) for x in text.split(":"))
+            out, r = [], lo
+            while 0 < lo <= r <= hi:
+                out.append(r)
+                r *= 2
+        else:
+            out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        out = []
+    if not out or min(out) < 1:
+        raise ValueError(f"expected rank counts such as 2,4,8 or 2:1024, got {text!r}")
+    return out
+
+
+def _add_tune(sub) -> argparse.ArgumentParser:
+    t = sub.add_parser("tune", help="tuning tables for Open MPI, MPICH and NCCL",
+                       allow_abbrev=False, conflict_handler="resolve",
+                       description="For every rank count and size, simulate every algorithm "
+                                   "the target library also runs, pick the fastest, merge "
+                                   "neighbouring sizes with the same winner and write the "
+                                   "table in the library's own format (docs/tuning.md).")
+    _add_common(t, sweep=True)
+    t.add_argument("--ranks", "-n", type=_unit_type(_rank_list, "ranks"), default=[2, 4, 8],
+                   help="rank counts: 2,4,8 or 2:1024 (powers of two; default 2,4,8)")
+    t.set_defaults(sizes="8:1G")
+    out = t.add_argument_group("output")
+    out.add_argument("--format", type=_unit_type(_tune_format, "format"), default="table",
+                     help="table (default), openmpi, openmpi-json, mpich, nccl")
+    out.add_argument("--out", metavar="FILE", help="the file to write (required for every "
+                     "format but table; with table: the text table)")
+    out.add_argument("--library", choices=("openmpi", "mpich", "nccl"),
+                     help="with --format table: only that library's algorithms compete")
+    out.add_argument("--figure", metavar="PNG", default=None,
+                     help="with --format table: the best-algorithm map (default "
+                          "report/tune-COLLECTIVE.png)")
+    out.add_argument("--mpich-defaults", metavar="JSON", help="MPICH's default selection "
+                     "tree (default: read out of the installed MPICH library)")
+    out.add_argument("--nccl-channels", type=_unit_type(_positive_int, "channels"), default=8,
+                     help="channels written on every NCCL line (default 8)")
+    out.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bar on stderr (default: when stderr is a terminal)")
+    return t
+
+
+def _tune_format(text: str) -> str:
+    from sim.export import check_format
+
+    return check_format(text)
+
+
+def cmd_tune(args, parser) -> int:
+    """Tune, print the table, write the chosen format (see sim.tune, sim.export)."""
+    import copy
+
+    from sim.export import FORMATS, write_atomic
+    from sim.tune import format_tune_table, tune
+
+    fmt = args.format
+    library = FORMATS[fmt] or args.library
+    if fmt != "table" and not args.out:
+        parser.error(f"argument --out: --format {fmt} writes a file; name it with --out FILE")
+    if args.library and fmt != "table" and args.library != FORMATS[fmt]:
+        parser.error(f"argument --library: --format {fmt} is for {FORMATS[fmt]}")
+    networks: dict[int, tuple] = {}
+    names = None
+    for r in args.ranks:
+        one = copy.copy(args)
+        one.ranks = r
+        coll, names, G, params = _setup(one, parser)
+        networks[r] = (G, params)
+    try:
+        sizes = parse_sizes(args.sizes, args.factor)
+    except ValueError as e:
+        parser.error(f"argument --sizes: {e}")
+    setting = (f"{params.name} model{' from ' + args.model_file if args.model_file else ''}, "
+               f"topology {args.topology}")
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    table = tune(coll, args.ranks, sizes, networks.__getitem__, library=library,
+                 algorithms=names if args.algorithms else None, placement=args.placement,
+                 progress=_Progress(show, "tune "), setting=setting)
+    text = format_tune_table(table)
+    print(text)
+    header = f"python -m sim tune {' '.join(sys.argv[2:])}\n{text.splitlines()[0][2:]}"
+    if fmt == "table":
+        from sim.plots import plot_best_map
+
+        figure = Path(args.figure or f"report/tune-{coll}.png")
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        starts = {p: [b.first for b in table.bands[p][1:]] for p in table.ranks}
+        plot_best_map(table.times(), figure, f"{coll}: fastest algorithm, exported bands",
+                      boundaries=starts)
+        print(f"# figure: {figure}")
+        if args.out:
+            write_atomic(args.out, text + "\n")
+        return 0
+    if fmt == "openmpi":
+        from sim.export.openmpi import openmpi_classic
+
+        body = openmpi_classic(table, header)
+        how = (f"mpirun --mca coll_tuned_use_dynamic_rules 1 --mca "
+               f"coll_tuned_dynamic_rules_filename {args.out} ...")
+    elif fmt == "openmpi-json":
+        from sim.export.openmpi import openmpi_json
+
+        body = openmpi_json(table)
+        how = (f"mpirun --mca coll_tuned_use_dynamic_rules 1 --mca "
+               f"coll_tuned_dynamic_rules_filename {args.out} ...  (Open MPI 6)")
+    elif fmt == "mpich":
+        from sim.export.mpich import cvar_line, mpich_json
+
+        body = mpich_json(table, args.mpich_defaults)
+        how = (f"MPIR_CVAR_COLL_SELECTION_TUNING_JSON_FILE={args.out} "
+               f"MPIR_CVAR_DEVICE_COLLECTIVES=none mpiexec ...")
+        if len(table.ranks) == 1 and len(table.bands[table.ranks[0]]) == 1:
+            print(f"# single setting: {cvar_line(table, table.ranks[0], sizes[0])}")
+    else:
+        from sim.export.nccl import nccl_algo, nccl_csv
+
+        per_node = args.gpus_per_node if args.topology.strip().lower().replace(
+            "_", "-") == "gpu-cluster" else 1
+        nodes = {p: -(-p // per_node) for p in table.ranks}
+        body = nccl_csv(table, args.nccl_channels, nodes, header)
+        how = (f"NCCL_TUNER_PLUGIN=<example tuner .so> NCCL_TUNER_CONFIG_FILE={args.out}; "
+               f"or restrict only the algorithms: NCCL_ALGO='{nccl_algo(table)}'")
+    write_atomic(args.out, body)
+    print(f"# wrote {args.out} ({fmt}); load it with: {how}")
+    return 0
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (2 for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -563,7 +701,7 @@ def main(argv=None) -> int:
         return 0
     sub = subs[args.command]
     command = {"predict": cmd_predict, "sweep": cmd_sweep, "list": cmd_list,
-               "route": cmd_route}[args.command]
+               "route": cmd_route, "tune": cmd_tune}[args.command]
     try:
         return command(args, sub)
     except ValueError as e:

@@ -125,11 +125,12 @@ def plot_size_sweep(records: Sequence, path: str | Path, title: str,
 
 
 def plot_best_map(times: Mapping[tuple[int, int], Mapping[str, float]], path: str | Path,
-                  title: str) -> Path:
+                  title: str, boundaries: Mapping[int, Sequence[int]] | None = None) -> Path:
     """Winner over (ranks x size), coloured by algorithm, annotated with the margin.
 
     ``times[(ranks, size)][algorithm]`` is a time in seconds; the margin printed in each cell is
-    how much slower the runner-up is, in percent.
+    how much slower the runner-up is, in percent. ``boundaries[ranks]`` lists sizes at which an
+    exported rule starts (a tuning table's band edges): a black bar is drawn before each.
     """
     ranks = sorted({k[0] for k in times})
     sizes = sorted({k[1] for k in times})
@@ -154,6 +155,11 @@ def plot_best_map(times: Mapping[tuple[int, int], Mapping[str, float]], path: st
                 if not np.isnan(margin[i, j]):
                     txt = f"{margin[i, j]:.0f}%" if margin[i, j] < 999 else ">999%"
                     ax.text(j, i, txt, ha="center", va="center", fontsize=7, color="white")
+        for p, starts in (boundaries or {}).items():
+            for s in starts:
+                if p in ranks and s in sizes:
+                    i, j = ranks.index(p), sizes.index(s)
+                    ax.plot([j - 0.5, j - 0.5], [i - 0.5, i + 0.5], color="black", lw=2.5)
         ax.set_xticks(range(len(sizes)), [human_bytes(s) for s in sizes], rotation=45)
         ax.set_yticks(range(len(ranks)), [str(p) for p in ranks])
         ax.set_xlabel("message size (bytes)")
