@@ -14,6 +14,7 @@ integer-indexed, vectorised form the simulator routes on.
 56
 """
 
+from . import whatif  # noqa: F401  (degrade, fail_links, cut_off_ranks: what-if graphs)
 from .generators import (
     DEFAULT_BANDWIDTH,
     DEFAULT_LATENCY,
