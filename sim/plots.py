@@ -27,8 +27,10 @@ __all__ = [
     "plot_best_map",
     "plot_link_utilisation",
     "plot_predicted_vs_measured",
+    "plot_rank_waits",
     "plot_size_sweep",
     "plot_timeline",
+    "plot_whatif",
 ]
 
 _STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
@@ -291,5 +293,121 @@ def plot_predicted_vs_measured(sizes: Sequence[int], measured: Mapping[str, Sequ
         ax_e.axhline(0, color="black", lw=0.8)
         ax_e.set_ylabel("prediction error (%)")
         ax_e.set_xlabel("message size (bytes)")
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def plot_whatif(records: Sequence, x_of, x_label: str, path: str | Path, title: str,
+                sizes: Sequence[int] | None = None, x_log: bool = False) -> Path:
+    """Time against a what-if (lateness, skew, a degradation factor, which rank is late), one
+    line per algorithm, one column per message size (default: smallest, middle, largest).
+
+    ``x_of(record)`` is the record's what-if value. Records that share (algorithm, size, x)
+    but differ otherwise (other seeds of a random skew, other late ranks) are summarised: the
+    line is their mean, the band their min..max. Top row: time from the first arrival;
+    bottom row: time added over each algorithm's own result at the first x (lower tolerates
+    the what-if better).
+    """
+    all_sizes = sorted({r.size for r in records})
+    if sizes is None:
+        sizes = sorted({all_sizes[0], all_sizes[len(all_sizes) // 2], all_sizes[-1]})
+    groups: dict[tuple[str, int], dict[float, list[float]]] = {}
+    for r in records:
+        if r.size in sizes:
+            groups.setdefault((r.algorithm, r.size), {}).setdefault(float(x_of(r)),
+                                                                    []).append(r.time_s)
+    every = np.array([t for g in groups.values() for ts in g.values() for t in ts] or [1.0])
+    scale, unit = _time_label(every)
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(2, len(sizes), figsize=(4.2 * len(sizes) + 1, 6.4),
+                                 squeeze=False, sharex=True)
+        for j, size in enumerate(sizes):
+            ax_t, ax_d = axes[0, j], axes[1, j]
+            for (algo, sz), by_x in sorted(groups.items()):
+                if sz != size:
+                    continue
+                xs = sorted(by_x)
+                mean = np.array([np.mean(by_x[x]) for x in xs])
+                lo = np.array([np.min(by_x[x]) for x in xs])
+                hi = np.array([np.max(by_x[x]) for x in xs])
+                kw = dict(color=_colour(algo), lw=1.5, marker="o", ms=3)
+                ax_t.plot(xs, mean / scale, label=algo, **kw)
+                ax_d.plot(xs, (mean - mean[0]) / scale, **kw)
+                if (hi > lo).any():
+                    ax_t.fill_between(xs, lo / scale, hi / scale, color=_colour(algo),
+                                      alpha=0.15, lw=0)
+                    ax_d.fill_between(xs, (lo - mean[0]) / scale, (hi - mean[0]) / scale,
+                                      color=_colour(algo), alpha=0.15, lw=0)
+            ax_t.set_title(f"{human_bytes(size)} per rank")
+            ax_t.set_ylabel(f"time from first arrival ({unit})")
+            ax_d.set_ylabel(f"added time ({unit})")
+            ax_d.set_xlabel(x_label)
+            ax_t.set_ylim(bottom=0)
+            if x_log:
+                ax_d.set_xscale("log")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5),
+                   frameon=False, bbox_to_anchor=(0.5, -0.04))
+        fig.suptitle(title + "\n(line: mean, band: min..max over the other varied values; "
+                     "bottom: lower tolerates it better)")
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        return _save(fig, path)
+
+
+def _union(starts: np.ndarray, ends: np.ndarray) -> list[tuple[float, float]]:
+    """The union of intervals, as sorted disjoint (start, end) pairs."""
+    out: list[list[float]] = []
+    for a, b in sorted(zip(starts.tolist(), ends.tolist(), strict=True)):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def plot_rank_waits(src: np.ndarray, dst: np.ndarray, start: np.ndarray, end: np.ndarray,
+                    arrival: np.ndarray, path: str | Path, title: str,
+                    ranks: Sequence[int] | None = None) -> Path:
+    """Where each rank waits: per rank (row), grey before it arrives, blue while it sends or
+    receives, red while it has arrived but waits on others mid-collective, light green once it
+    is done and the collective still runs. Rows: ``ranks`` (default every rank).
+
+    Times are from the first arrival. Cost: one interval union per shown rank.
+    """
+    src, dst = np.asarray(src), np.asarray(dst)
+    start, end = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
+    arrival = np.asarray(arrival, dtype=float)
+    t0 = float(arrival.min()) if arrival.size else 0.0
+    finish_all = float(end.max()) if end.size else float(arrival.max())
+    shown = list(range(len(arrival))) if ranks is None else list(ranks)
+    scale, unit = _time_label(np.array([finish_all - t0 or 1e-6]))
+    colours = {"not arrived": "#bbbbbb", "busy": "#1f77b4", "waiting": "#d62728",
+               "done": "#c7e9c0"}
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(10, max(2.5, 0.25 * len(shown) + 1.4)))
+        for row, r in enumerate(shown):
+            sel = (src == r) | (dst == r)
+            busy = _union(start[sel], end[sel])
+            mine_end = busy[-1][1] if busy else arrival[r]
+            bars = {"not arrived": [(t0, arrival[r] - t0)],
+                    "busy": [(a, b - a) for a, b in busy],
+                    "waiting": [], "done": [(mine_end, finish_all - mine_end)]}
+            prev = arrival[r]
+            for a, b in busy:
+                if a > prev:
+                    bars["waiting"].append((prev, a - prev))
+                prev = max(prev, b)
+            for kind, spans in bars.items():
+                spans = [((a - t0) / scale, w / scale) for a, w in spans if w > 0]
+                if spans:
+                    ax.broken_barh(spans, (row - 0.38, 0.76), color=colours[kind])
+        ax.set_yticks(range(len(shown)), [str(r) for r in shown])
+        ax.set_ylim(len(shown) - 0.5, -0.5)
+        ax.set_ylabel("rank")
+        ax.set_xlabel(f"time from the first arrival ({unit})")
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+        ax.legend(handles, list(colours), loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                  frameon=False)
+        ax.set_title(title)
         fig.tight_layout()
         return _save(fig, path)
