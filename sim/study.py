@@ -75,6 +75,7 @@ class StudyReport:
     records: list[Record] = field(default_factory=list)
     wins: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    ran: int = 0  # simulations run by this call (the others were on disk: --resume)
 
 
 def _options_for(study: Study, G, nranks: int) -> dict[str, dict]:
@@ -225,9 +226,9 @@ def _executor(jobs: int, executor: str | None):
 
 
 def _run_tasks(study: Study, out: Path, tasks: list[tuple], resume: bool, jobs: int,
-               executor: str | None, verbose: bool) -> list[dict]:
+               executor: str | None, verbose: bool) -> tuple[list[dict], int]:
     """Run the tasks whose records ``records.jsonl`` lacks, appending each task's records as
-    it finishes; return every wanted record dict from disk, in task order."""
+    it finishes; return every wanted record dict, in task order, and how many were run."""
     from tqdm import tqdm
 
     path = out / "records.jsonl"
@@ -249,9 +250,9 @@ def _run_tasks(study: Study, out: Path, tasks: list[tuple], resume: bool, jobs: 
         if missing:
             todo.append((t, v, algo, missing))
     total = len(tasks) * len(study.sizes)
+    pool = _executor(jobs, executor) if todo else None
     bar = tqdm(total=total, initial=total - sum(len(m) for *_, m in todo), unit="sim",
                desc="simulating", disable=not verbose, file=sys.stderr, dynamic_ncols=True)
-    pool = _executor(jobs, executor) if todo else None
     with path.open("a") as f, bar:
         def keep(dicts: list[dict]) -> None:
             for d in dicts:
@@ -270,7 +271,8 @@ def _run_tasks(study: Study, out: Path, tasks: list[tuple], resume: bool, jobs: 
                 futures = [pool.submit(_run_task, study, *task) for task in todo]
                 for fut in as_completed(futures):
                     keep(fut.result())
-    return [have[_key(t, v, a, s)] for t, v, a in tasks for s in study.sizes]
+    ran = sum(len(m) for *_, m in todo)
+    return [have[_key(t, v, a, s)] for t, v, a in tasks for s in study.sizes], ran
 
 
 def _wins(records: list[Record]) -> list[dict]:
@@ -313,7 +315,7 @@ def run_study(study: Study, out_dir: str | Path = "report", *, verbose: bool = T
     report = StudyReport(out, out / "index.html")
     tasks = [(t, v, algo) for t, spec in enumerate(study.topologies)
              for v in range(len(spec.variations())) for algo in study.algorithms]
-    dicts = _run_tasks(study, out, tasks, resume, jobs, executor, verbose)
+    dicts, report.ran = _run_tasks(study, out, tasks, resume, jobs, executor, verbose)
     by_topology: dict[int, list[Record]] = {}
     for d in dicts:
         by_topology.setdefault(int(d["key"].split("/", 1)[0]), []).append(_record(d))
@@ -561,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in summarise_wins(report.wins):
         print(line)
     print(f"report: {report.index} ({len(report.figures)} figures, "
-          f"{len(report.records)} simulated results, {report.seconds:.1f} s)")
+          f"{len(report.records)} simulated results, {report.ran} run now, "
+          f"{report.seconds:.1f} s)")
     return 0
 
