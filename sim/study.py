@@ -76,6 +76,7 @@ class StudyReport:
     wins: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     ran: int = 0  # simulations run by this call (the others were on disk: --resume)
+    sim_seconds: float = 0.0  # of ``seconds``, the time spent running them
 
 
 def _options_for(study: Study, G, nranks: int) -> dict[str, dict]:
@@ -316,6 +317,7 @@ def run_study(study: Study, out_dir: str | Path = "report", *, verbose: bool = T
     tasks = [(t, v, algo) for t, spec in enumerate(study.topologies)
              for v in range(len(spec.variations())) for algo in study.algorithms]
     dicts, report.ran = _run_tasks(study, out, tasks, resume, jobs, executor, verbose)
+    report.sim_seconds = time.perf_counter() - t0
     by_topology: dict[int, list[Record]] = {}
     for d in dicts:
         by_topology.setdefault(int(d["key"].split("/", 1)[0]), []).append(_record(d))
@@ -393,7 +395,8 @@ def _whatif_figure(study: Study, spec, records: list[Record], path: Path) -> Pat
     nranks = records[0].ranks if records else 0
     return plots.plot_whatif(records, x_of, x_label, path,
                              f"which {study.collective} tolerates it best: {spec.name} "
-                             f"({nranks} ranks, {study.model} model)", x_log=log)
+                             f"({nranks} ranks, {study.model} model)", x_log=log,
+                             baseline="min" if key == "late_rank" else "first")
 
 
 def _wait_figure(study: Study, G, nranks: int, label: str, w, out: Path, slug: str) -> Path:
@@ -468,6 +471,10 @@ def _detail_figures(study: Study, G, nranks: int, label: str, out: Path, slug: s
     return figs
 
 
+#: Who-wins tables per topology in index.html (a what-if sweep has hundreds of variations).
+_TABLES = 8
+
+
 def _html(study: Study, sections: list[dict], seconds: float) -> str:
     esc = html.escape
     parts = [
@@ -488,7 +495,12 @@ def _html(study: Study, sections: list[dict], seconds: float) -> str:
     for sec in sections:
         spec = sec["spec"]
         parts.append(f"<h2>{esc(spec.name)}</h2>")
-        for label, nranks, wins in sec["wins"]:
+        shown = sec["wins"] if len(sec["wins"]) <= _TABLES else \
+            sec["wins"][: _TABLES - 1] + sec["wins"][-1:]
+        if len(shown) < len(sec["wins"]):
+            parts.append(f"<p>{len(sec['wins'])} variations: the first {_TABLES - 1} and the "
+                         f"last are tabled here; records.json holds every one.</p>")
+        for label, nranks, wins in shown:
             parts.append(f"<h3>Who wins: {esc(label)}, {nranks} ranks</h3><table><tr>"
                          "<th>size</th><th>fastest</th><th>time</th><th>busbw (GB/s)</th>"
                          "<th>runner-up</th><th>runner-up slower by</th></tr>")
@@ -560,10 +572,13 @@ def main(argv: list[str] | None = None) -> int:
     except (StudyError, ValueError) as e:  # a bad value met mid-run: one line too
         print(f"python -m sim: {e}", file=sys.stderr)
         return 2
-    for line in summarise_wins(report.wins):
+    lines = summarise_wins(report.wins)
+    for line in lines[:24]:
         print(line)
+    if len(lines) > 24:
+        print(f"... and {len(lines) - 24} more variations (records.json, index.html)")
     print(f"report: {report.index} ({len(report.figures)} figures, "
-          f"{len(report.records)} simulated results, {report.ran} run now, "
-          f"{report.seconds:.1f} s)")
+          f"{len(report.records)} simulated results, {report.ran} run now in "
+          f"{report.sim_seconds:.1f} s, {report.seconds:.1f} s in all)")
     return 0
 
