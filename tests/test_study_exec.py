@@ -212,3 +212,15 @@ def test_bad_whatif_study_keys_are_one_line(tmp_path, text, message):
     with pytest.raises(StudyError, match=message) as info:
         load_study(path)
     assert "\n" not in str(info.value)
+
+
+def test_the_example_straggler_study_reads():
+    study = load_study(ROOT / "examples" / "straggler_512.toml")
+    assert set(study.algorithms) == {"ring", "rabenseifner", "double-binary-tree",
+                                     "hierarchical"}
+    assert [len(t.variations()) for t in study.topologies] == [7, 24, 28, 4]
+    assert [t.varied_whatifs for t in study.topologies] == [
+        ["late"], ["skew", "skew_seed"], ["late_rank"], ["degrade"]]
+    spec = study.topologies[3]
+    w = spec.whatif(spec.variations()[1][1], 512)
+    assert w.degrade == {"100,579": 0.5}
