@@ -21,7 +21,6 @@ import csv
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -451,27 +450,21 @@ def _setup(args, parser):
 
 
 class _Progress:
-    """``[#####.....] 12/40`` on stderr, redrawn in place; silent when off."""
+    """A progress bar (tqdm) on stderr, fed ``(done, total)``; silent when off."""
 
     def __init__(self, on: bool, label: str = ""):
-        self.on, self.label, self.t0 = on, label, time.perf_counter()
-        self.last = -1.0
+        self.on, self.label, self.bar = on, label.strip(), None
 
     def __call__(self, done: int, total: int) -> None:
         if not self.on:
             return
-        now = time.perf_counter()
-        if done < total and now - self.last < 0.1:
-            return
-        self.last = now
-        width = 30
-        fill = int(width * done / max(total, 1))
-        secs = time.perf_counter() - self.t0
-        sys.stderr.write(f"\r{self.label}[{'#' * fill}{'.' * (width - fill)}] "
-                         f"{done}/{total} {secs:.1f}s")
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.label, unit="sim", file=sys.stderr)
+        self.bar.update(done - self.bar.n)
         if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            self.bar.close()
 
 
 # --------------------------------------------------------------------------- commands
