@@ -299,16 +299,17 @@ def plot_predicted_vs_measured(sizes: Sequence[int], measured: Mapping[str, Sequ
 
 def plot_whatif(records: Sequence, x_of, x_label: str, path: str | Path, title: str,
                 sizes: Sequence[int] | None = None, x_log: bool = False,
-                baseline: str = "first") -> Path:
+                baseline: float | str = "first") -> Path:
     """Time against a what-if (lateness, skew, a degradation factor, which rank is late), one
     line per algorithm, one column per message size (default: smallest, middle, largest).
 
     ``x_of(record)`` is the record's what-if value. Records that share (algorithm, size, x)
     but differ otherwise (other seeds of a random skew, other late ranks) are summarised: the
     line is their mean, the band their min..max. Top row: time from the first arrival;
-    bottom row: time added over each algorithm's own result at the first x (``baseline=
-    "first"``: no lateness, full bandwidth) or at its best x (``"min"``: e.g. the late rank
-    that hurts least); lower tolerates the what-if better.
+    bottom row: time added over each algorithm's own result at ``baseline``: an x value
+    (the healthy case: lateness 0, bandwidth factor 1), ``"first"`` (the smallest x) or
+    ``"min"`` (its best x: e.g. the late rank that hurts least); lower tolerates the what-if
+    better.
     """
     all_sizes = sorted({r.size for r in records})
     if sizes is None:
@@ -333,7 +334,12 @@ def plot_whatif(records: Sequence, x_of, x_label: str, path: str | Path, title: 
                 lo = np.array([np.min(by_x[x]) for x in xs])
                 hi = np.array([np.max(by_x[x]) for x in xs])
                 kw = dict(color=_colour(algo), lw=1.5, marker="o", ms=3)
-                base = mean[0] if baseline == "first" else mean.min()
+                if baseline == "min":
+                    base = mean.min()
+                elif baseline != "first" and float(baseline) in by_x:
+                    base = mean[xs.index(float(baseline))]
+                else:
+                    base = mean[0]
                 ax_t.plot(xs, mean / scale, label=algo, **kw)
                 ax_d.plot(xs, (mean - base) / scale, **kw)
                 if (hi > lo).any():
@@ -343,8 +349,9 @@ def plot_whatif(records: Sequence, x_of, x_label: str, path: str | Path, title: 
                                       color=_colour(algo), alpha=0.15, lw=0)
             ax_t.set_title(f"{human_bytes(size)} per rank")
             ax_t.set_ylabel(f"time from first arrival ({unit})")
-            ax_d.set_ylabel(f"added time ({unit}), vs "
-                            f"{'the first value' if baseline == 'first' else 'the best value'}")
+            against = {"first": "the first value", "min": "the best value"}.get(
+                str(baseline), f"{float(baseline):g}")
+            ax_d.set_ylabel(f"added time ({unit}), vs {against}")
             ax_d.set_xlabel(x_label)
             ax_t.set_ylim(bottom=0)
             if x_log:

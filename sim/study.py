@@ -409,6 +409,7 @@ def _whatif_figure(study: Study, spec, records: list[Record], path: Path) -> Pat
     """Time against the first varied what-if that has a numeric axis, per algorithm (the
     others, e.g. skew seeds, are summarised as a band)."""
     key = next((k for k in _WHATIF_AXES if k in spec.varied_whatifs), None)
+    conv = None
     if key is None:  # e.g. only fail_link varies: one point per variation
         values = {json.dumps(r.extra["whatif"], sort_keys=True) for r in records}
         index = {v: i for i, v in enumerate(sorted(values))}
@@ -421,7 +422,8 @@ def _whatif_figure(study: Study, spec, records: list[Record], path: Path) -> Pat
     return plots.plot_whatif(records, x_of, x_label, path,
                              f"which {study.collective} tolerates it best: {spec.name} "
                              f"({nranks} ranks, {study.model} model)", x_log=log,
-                             baseline="min" if key == "late_rank" else "first")
+                             baseline="min" if key in (None, "late_rank")
+                             else conv(spec.vary[key][0]))
 
 
 def _wait_figure(study: Study, G, nranks: int, label: str, w, out: Path, slug: str) -> Path:

@@ -218,3 +218,49 @@ def test_contention_sharing_model_takes_what_ifs():
     base = simulate(sch, F, 1 << 22, Contention())
     slow = simulate(sch, degrade(F, {3: 0.25}), 1 << 22, Contention())
     assert slow.time_s > base.time_s
+
+
+def _colour_share(png, rgb, tol=0.06):
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    img = mpimg.imread(png)[..., :3]
+    return float((np.abs(img - np.array(rgb)).max(axis=2) < tol).mean())
+
+
+def test_wait_timeline_shows_the_late_rank_and_the_waits(tmp_path):
+    from sim import plots
+
+    p, late = 8, 200e-6
+    arr = [0.0] * p
+    arr[3] = late
+    res = simulate(build("allreduce", "ring", p), topologies.switch(p), 1 << 20, "contention",
+                   arrival=arr, timeline=True)
+    tl = res.timeline
+    png = plots.plot_rank_waits(tl.src, tl.dst, tl.start, tl.end, arr, tmp_path / "w", "w")
+    assert png.exists() and png.with_suffix(".svg").exists()
+    # the ranks wait on rank 3 for about as long as it is late: a good share of red, and the
+    # grey of rank 3 not yet there
+    assert _colour_share(png, (0.84, 0.15, 0.16)) > 0.05
+    assert _colour_share(png, (0.73, 0.73, 0.73)) > 0.005
+    assert _colour_share(png, (0.12, 0.47, 0.71)) > 0.05
+
+
+def test_whatif_figure_lines_per_algorithm(tmp_path):
+    from sim import plots
+    from sim.api import predict
+
+    recs = []
+    for late in (0.0, 20e-6, 80e-6):
+        for algo in ("ring", "recursive-doubling"):
+            r = predict("allreduce", algo, 8, 1 << 16, params=Hockney(A, B, G),
+                        arrival={5: late})
+            r.extra["late"] = late
+            recs.append(r)
+    png = plots.plot_whatif(recs, lambda r: r.extra["late"] * 1e6, "lateness (us)",
+                            tmp_path / "wi", "late rank", baseline=0.0)
+    assert _colour_share(png, (1, 1, 1)) < 0.97  # something drawn
+    # both algorithms add exactly the lateness here (every rank waits on rank 5)
+    by = {(r.algorithm, r.extra["late"]): r.time_s for r in recs}
+    for algo in ("ring", "recursive-doubling"):
+        assert by[(algo, 80e-6)] - by[(algo, 0.0)] == pytest.approx(80e-6, rel=1e-9)
