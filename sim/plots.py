@@ -349,8 +349,8 @@ def plot_whatif(records: Sequence, x_of, x_label: str, path: str | Path, title: 
                                       color=_colour(algo), alpha=0.15, lw=0)
             ax_t.set_title(f"{human_bytes(size)} per rank")
             ax_t.set_ylabel(f"time from first arrival ({unit})")
-            against = {"first": "the first value", "min": "the best value"}.get(
-                str(baseline), f"{float(baseline):g}")
+            against = {"first": "the first value", "min": "the best value"}.get(str(baseline))
+            against = against or f"{float(baseline):g}"
             ax_d.set_ylabel(f"added time ({unit}), vs {against}")
             ax_d.set_xlabel(x_label)
             ax_t.set_ylim(bottom=0)

@@ -224,3 +224,20 @@ def test_the_example_straggler_study_reads():
     spec = study.topologies[3]
     w = spec.whatif(spec.variations()[1][1], 512)
     assert w.degrade == {"100,579": 0.5}
+
+
+def test_which_rank_is_late_and_failed_link_studies_draw(tmp_path):
+    study = parse_study({"algorithms": ["ring", "recursive-doubling"], "sizes": [1024, 1 << 20],
+                         "model": "hockney", "topology": [
+                             {"name": "which", "kind": "switch", "n": 4, "late": "10us",
+                              "vary": {"late_rank": "each"}},
+                             {"name": "cut", "kind": "torus", "dims": [4, 4],
+                              "vary": {"fail_link": [[], ["0,1"], ["0,1", "5,6"]]}}]})
+    report = run_study(study, tmp_path, verbose=False)
+    assert [p.name for p in report.figures] == [
+        "0-which-whatif.png", "0-which-waits-ring.png", "1-cut-whatif.png",
+        "1-cut-waits-ring.png"]
+    times = {(r.extra["variation"], r.algorithm, r.size): r.time_s for r in report.records}
+    for algo in ("ring", "recursive-doubling"):
+        healthy = times[("cut [fail_link=[]]", algo, 1 << 20)]
+        assert times[("cut [fail_link=['0,1']]", algo, 1 << 20)] >= healthy
