@@ -13,7 +13,8 @@ from sim.engine import simulate
 from sim.models import Hockney  # noqa: F401  (doctests)
 from sim.table import Record
 
-__all__ = ["TOPOLOGIES", "best_per_size", "build_schedule", "make_topology", "predict", "sweep"]
+__all__ = ["TOPOLOGIES", "best_per_size", "build_schedule", "make_topology", "predict", "sweep",
+           "whatif_topology"]
 
 #: Topology names the CLI and :func:`make_topology` accept, with what they build.
 TOPOLOGIES = {
@@ -110,15 +111,67 @@ def build_schedule(collective: str, algorithm: str, ranks: int, options: dict | 
     return build(collective, algorithm, ranks, **(options or {}))
 
 
+def whatif_topology(G, nranks: int, *, degrade=None, fail_links=None, placement=None):
+    """``G`` with the what-ifs applied (a new graph; ``G`` is left alone): ``degrade``
+    (``{node_or_(u, v): factor}``, :func:`topologies.whatif.degrade`), then ``fail_links``
+    (``[(u, v), ...]``, :func:`topologies.whatif.fail_links`). A failure that cuts ranks off
+    from rank 0 is a ``ValueError`` naming them.
+
+    The routing policy then routes around a removed link (docs/routing.md).
+
+    >>> import topologies
+    >>> H = whatif_topology(topologies.ring(4), 4, fail_links=[(0, 1)])
+    >>> H.has_edge(0, 1), H.graph["whatif"]
+    (False, ['fail 0,1'])
+    >>> whatif_topology(topologies.ring(4), 4, fail_links=[(0, 1), (2, 3)])
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: failed links 0,1; 2,3 cut off ranks 1, 2 (nodes 1, 2) from rank 0; ...
+    """
+    from topologies import place
+    from topologies import whatif as W
+
+    if not degrade and not fail_links:
+        return G
+    if G is None:
+        raise ValueError("degrade/fail-link need a topology graph; the fully-connected network "
+                         "is analytic: use --topology switch, a generator or a file")
+    H = W.degrade(G, degrade) if degrade else G
+    if fail_links:
+        links = list(fail_links)
+        H = W.fail_links(H, links)
+        nodes = place(H, nranks, placement)
+        lost = W.cut_off_ranks(H, nodes)
+        if lost:
+            names = "; ".join(",".join(map(str, link)) for link in links)
+            raise ValueError(
+                f"failed links {names} cut off rank{'s' if len(lost) > 1 else ''} "
+                f"{', '.join(map(str, lost[:8]))}{' ...' if len(lost) > 8 else ''} (node"
+                f"{'s' if len(lost) > 1 else ''} {', '.join(str(nodes[r]) for r in lost[:8])}"
+                f") from rank 0; fail fewer links or place the ranks elsewhere")
+    return H
+
+
+def _what_if_kwargs(arrival, reduce_scale) -> dict:
+    """simulate() keyword arguments for the what-ifs actually given."""
+    kw = {}
+    if arrival is not None:
+        kw["arrival"] = arrival
+    if reduce_scale:
+        kw["reduce_scale"] = reduce_scale
+    return kw
+
+
 def predict(collective: str, algorithm: str, ranks: int, nbytes: int, topology=None,
             model=None, *, params=None, placement=None, itemsize: int = 1,
-            dtype: str = "uint8", options: dict | None = None,
-            routing: str | None = None) -> Record:
+            dtype: str = "uint8", options: dict | None = None, arrival=None,
+            reduce_scale=None, routing: str | None = None) -> Record:
     """Predicted time of one collective: build ``algorithm`` for ``collective`` on ``ranks``
     ranks, simulate it moving ``nbytes`` bytes on ``topology`` (a graph, or ``None`` for the
     analytic fully connected network given by ``params``) and return a
     :class:`sim.table.Record` (time_s, algbw, busbw; extra: model, topology, steps,
-    transfers). ``routing`` names the routing policy (``topologies.POLICIES``).
+    transfers, time_from_last_s). ``arrival``, ``reduce_scale`` and ``routing`` go to
+    :func:`sim.simulate`.
 
     >>> r = predict("allreduce", "ring", 7, 1 << 20, params=Hockney(2e-6, 1e-9, 2.5e-10))
     >>> round(r.time_s * 1e6, 3), round(r.busbw / 1e9, 3)
@@ -126,7 +179,8 @@ def predict(collective: str, algorithm: str, ranks: int, nbytes: int, topology=N
     """
     schedule = build_schedule(collective, algorithm, ranks, options)
     res = simulate(schedule, topology, nbytes, model, params=params, placement=placement,
-                   itemsize=itemsize, routing=routing)
+                   itemsize=itemsize, routing=routing,
+                   **_what_if_kwargs(arrival, reduce_scale))
     return _record(res, algorithm, dtype)
 
 
@@ -134,7 +188,8 @@ def _record(res, algorithm: str, dtype: str) -> Record:
     """The result as a record named by the registry's ``algorithm`` (the schedule's own name,
     e.g. ``hierarchical(ring/ring)``, goes in ``extra["schedule"]``)."""
     rec = res.record(dtype, model=res.model, topology=res.topology, steps=res.nsteps,
-                     transfers=res.ntransfers, schedule=res.algorithm)
+                     transfers=res.ntransfers, schedule=res.algorithm,
+                     time_from_last_s=res.time_from_last_s)
     name = str(algorithm).strip().lower().replace("_", "-")
     return rec if rec.algorithm == name else replace(rec, algorithm=name)
 
@@ -160,14 +215,14 @@ def _schedules(collective, algorithms, ranks, options):
 def sweep(collective: str, algorithms: Sequence[str], ranks: int, sizes: Iterable[int],
           topology=None, model=None, *, params=None, placement=None, itemsize: int = 1,
           dtype: str = "uint8", options: dict | None = None,
-          progress: Callable[[int, int], None] | None = None,
-          routing: str | None = None) -> list[Record]:
+          progress: Callable[[int, int], None] | None = None, arrival=None,
+          reduce_scale=None, routing: str | None = None) -> list[Record]:
     """Predicted records for every (size, algorithm): each schedule is built once and
     simulated at every size (routes and fair rates are cached across sizes).
 
     Records come size by size, algorithms in the given order. ``options`` go to the
     algorithms whose builders accept them. ``progress(done, total)`` is called after each
-    simulation. ``routing`` names the routing policy (``topologies.POLICIES``).
+    simulation. ``arrival``, ``reduce_scale`` and ``routing`` go to :func:`sim.simulate`.
 
     >>> recs = sweep("allreduce", ["ring", "recursive-doubling"], 8, [1024, 1 << 20],
     ...              params=Hockney(2e-6, 1e-9))
@@ -184,10 +239,11 @@ def sweep(collective: str, algorithms: Sequence[str], ranks: int, sizes: Iterabl
         from sim.fabric import with_routing
 
         topology = with_routing(topology, routing)
+    what_if = _what_if_kwargs(arrival, reduce_scale)
     for size in sizes:
         for algo, sch in scheds.items():
             res = simulate(sch, topology, size, model, params=params, placement=placement,
-                           itemsize=itemsize)
+                           itemsize=itemsize, **what_if)
             out.append(_record(res, algo, dtype))
             done += 1
             if progress is not None:

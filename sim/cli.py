@@ -23,7 +23,6 @@ import csv
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -272,6 +271,85 @@ def _add_common(p: argparse.ArgumentParser, sweep: bool) -> None:
                        help="LogGP gap between a rank's messages (default 0)")
     model.add_argument("--G", dest="loggp_G", type=_unit_type(_per_byte, "seconds-per-byte"),
                        help="LogGP seconds per byte (default: beta or the path bandwidth)")
+    _add_whatif(p)
+
+
+# --------------------------------------------------------------------------- what-ifs
+
+
+def _keyed(what: str, value_type):
+    """``KEY=VALUE`` -> (KEY text, parsed VALUE), for --late/--degrade/--slow-reduce."""
+    def convert(text: str):
+        key, sep, value = text.rpartition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected {what}, got {text!r}")
+        return key.strip(), value_type(value.strip())
+
+    return _unit_type(convert, what)
+
+
+def _add_whatif(p: argparse.ArgumentParser) -> None:
+    w = p.add_argument_group("what-ifs (see docs/studies.md)")
+    w.add_argument("--late", action="append", default=[], metavar="RANK=TIME",
+                   type=_keyed("RANK=TIME", _time),
+                   help="rank RANK enters the collective TIME late, e.g. 3=50us (repeatable); "
+                        "times are then reported from the first and from the last arrival")
+    w.add_argument("--degrade", action="append", default=[], metavar="NODE=F|U,V=F",
+                   type=_keyed("NODE=FACTOR or U,V=FACTOR", float),
+                   help="every link of NODE (a slow NIC), or the link U,V, at FACTOR times its "
+                        "bandwidth, e.g. 5=0.5 (repeatable)")
+    w.add_argument("--slow-reduce", action="append", default=[], metavar="RANK=FACTOR",
+                   type=_keyed("RANK=FACTOR", float),
+                   help="reductions at RANK take FACTOR times gamma, e.g. 2=3 (repeatable)")
+    w.add_argument("--fail-link", action="append", default=[], metavar="U,V",
+                   help="remove the link U,V (U,V,KEY: one cable of a multigraph); traffic "
+                        "routes around it (repeatable)")
+
+
+def _rank_map(pairs, ranks: int, flag: str, parser) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for key, value in pairs:
+        try:
+            rank = int(key)
+        except ValueError:
+            rank = -1
+        if not 0 <= rank < ranks:
+            parser.error(f"argument {flag}: rank {key!r} out of range 0..{ranks - 1}")
+        out[rank] = value
+    return out
+
+
+def _whatif(args, G, parser):
+    """-> (topology with --degrade/--fail-link applied, simulate() what-if keywords)."""
+    from sim.api import whatif_topology
+    from topologies.whatif import parse_link, parse_node
+
+    late = _rank_map(args.late, args.ranks, "--late", parser)
+    slow = _rank_map(args.slow_reduce, args.ranks, "--slow-reduce", parser)
+    for flag, m, bad in (("--late", late, lambda v: v < 0),
+                         ("--slow-reduce", slow, lambda v: not v > 0)):
+        for rank, v in m.items():
+            if bad(v):
+                parser.error(f"argument {flag}: rank {rank} has {v:g}; use "
+                             f"{'a time >= 0' if flag == '--late' else 'a factor > 0'}")
+    try:
+        if (args.degrade or args.fail_link) and G is None:
+            raise ValueError("the fully-connected network is analytic; use --topology switch, "
+                             "another generator or a file")
+        degrade = {(parse_link(G, k, "--degrade") if "," in k else parse_node(G, k, "--degrade")):
+                   f for k, f in args.degrade}
+        failed = [parse_link(G, t, "--fail-link") for t in args.fail_link]
+        G = whatif_topology(G, args.ranks, degrade=degrade, fail_links=failed,
+                            placement=args.placement)
+    except ValueError as e:
+        flag = "--fail-link" if args.fail_link else "--degrade"
+        parser.error(f"argument {e}" if str(e).startswith("--") else f"argument {flag}: {e}")
+    kw = {}
+    if late:
+        kw["arrival"] = late
+    if slow:
+        kw["reduce_scale"] = slow
+    return G, kw
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict]:
@@ -379,27 +457,21 @@ def _setup(args, parser):
 
 
 class _Progress:
-    """``[#####.....] 12/40`` on stderr, redrawn in place; silent when off."""
+    """A progress bar (tqdm) on stderr, fed ``(done, total)``; silent when off."""
 
     def __init__(self, on: bool, label: str = ""):
-        self.on, self.label, self.t0 = on, label, time.perf_counter()
-        self.last = -1.0
+        self.on, self.label, self.bar = on, label.strip(), None
 
     def __call__(self, done: int, total: int) -> None:
         if not self.on:
             return
-        now = time.perf_counter()
-        if done < total and now - self.last < 0.1:
-            return
-        self.last = now
-        width = 30
-        fill = int(width * done / max(total, 1))
-        secs = time.perf_counter() - self.t0
-        sys.stderr.write(f"\r{self.label}[{'#' * fill}{'.' * (width - fill)}] "
-                         f"{done}/{total} {secs:.1f}s")
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.label, unit="sim", file=sys.stderr)
+        self.bar.update(done - self.bar.n)
         if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            self.bar.close()
 
 
 # --------------------------------------------------------------------------- commands
@@ -416,10 +488,11 @@ def cmd_predict(args, parser) -> int:
     from sim.table import format_table
 
     coll, names, G, params = _setup(args, parser)
+    G, what_if = _whatif(args, G, parser)
     dtype, itemsize = args.dtype
     sch = build_schedule(coll, names[0], args.ranks, _options(args))
     res = simulate(sch, G, args.bytes, params=params, placement=args.placement,
-                   itemsize=itemsize, timeline=False, routing=args.routing)
+                   itemsize=itemsize, timeline=False, routing=args.routing, **what_if)
     if args.json:
         out = res.as_dict()
         out.update(count=args.bytes // itemsize, dtype=dtype, options=_options(args))
@@ -428,6 +501,9 @@ def cmd_predict(args, parser) -> int:
     print(f"# {coll} {res.algorithm}, {res.nranks} ranks, {res.model} model on "
           f"{res.topology} ({res.nsteps} steps, {res.ntransfers} transfers)")
     print(format_table([res.record(dtype)]))
+    if "arrival" in what_if:
+        print(f"# time from the first arrival {res.time_s * 1e6:.2f} us, from the last "
+              f"{res.time_from_last_s * 1e6:.2f} us")
     if res.links is not None and len(res.links):
         from topologies.units import format_bytes
 
@@ -443,6 +519,7 @@ def cmd_sweep(args, parser) -> int:
     from sim.table import format_table
 
     coll, names, G, params = _setup(args, parser)
+    G, what_if = _whatif(args, G, parser)
     try:
         sizes = parse_sizes(args.sizes, args.factor)
     except ValueError as e:
@@ -452,13 +529,16 @@ def cmd_sweep(args, parser) -> int:
     records = sweep(coll, names, args.ranks, sizes, G, params=params,
                     placement=args.placement, itemsize=itemsize, dtype=dtype,
                     options=_options(args) or None, progress=_Progress(show, "sweep "),
-                    routing=args.routing)
+                    routing=args.routing, **what_if)
     best = best_per_size(records)
     topo = records[0].extra["topology"] if records else args.topology
     for name in dict.fromkeys(r.algorithm for r in records):
         rows = [r for r in records if r.algorithm == name]
         print(f"# {coll} {name}, {args.ranks} ranks, {params.name} model on {topo}")
         print(format_table(rows, best))
+        if "arrival" in what_if:
+            print("# from the last arrival (us): " + ", ".join(
+                f"{r.extra['time_from_last_s'] * 1e6:.2f}" for r in rows))
         avg = sum(r.busbw for r in rows) / len(rows)
         print(f"# Avg bus bandwidth    : {avg / 1e9:.3f} GB/s")
         wins = sum(1 for r in rows if (r.size, r.algorithm) in set(best))

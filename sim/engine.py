@@ -188,6 +188,8 @@ class SimResult:
     rank_bytes_received: np.ndarray
     timeline: Timeline | None = field(default=None, repr=False)
     links: LinkStats | None = field(default=None, repr=False)
+    #: completion - the last rank's arrival (``time_s`` counts from the first arrival)
+    time_from_last_s: float | None = None
 
     @property
     def algbw(self) -> float:
@@ -215,6 +217,7 @@ class SimResult:
             "bytes": self.nbytes, "time_s": self.time_s, "algbw": self.algbw,
             "busbw": self.busbw, "model": self.model, "params": asdict(self.params),
             "topology": self.topology, "steps": self.nsteps, "transfers": self.ntransfers,
+            "time_from_last_s": self.time_from_last_s,
         }
 
     def summary(self, links: int = 3) -> str:
@@ -277,15 +280,17 @@ class _Entry:
     """Per-call cache for one set of step arrays: its pattern and what follows from it."""
 
     __slots__ = ("pat", "src", "dst", "reduce", "any_reduce", "single_run", "tb", "cost",
-                 "total", "acc", "uses", "lat", "inv", "owner", "perm")
+                 "total", "acc", "uses", "lat", "inv", "owner", "perm", "gscale")
 
-    def __init__(self, step, pat, fabric, params, fkey):
+    def __init__(self, step, pat, fabric, params, fkey, gscale=None):
         self.pat = pat
         self.src, self.dst = step.src, step.dst
         red = step.reduce
         self.reduce = red if red.dtype == np.bool_ else np.asarray(red, dtype=bool)
         # only read where a reduction costs something
         self.any_reduce = bool(params.gamma) and bool(self.reduce.any())
+        # per-transfer factor on gamma: the receiving rank's reduce_scale
+        self.gscale = None if gscale is None or not self.any_reduce else gscale[step.dst]
         m = len(step)
         # one run per transfer: run_ptr is 0..m (compared as bytes: one memcmp, no ufuncs)
         self.single_run = len(step.run_len) == m and step.run_ptr.tobytes() == _iota_bytes(m + 1)
@@ -316,7 +321,7 @@ def _step_key(st) -> tuple:
     return (id(st.src), id(st.dst), id(st.reduce), id(st.run_ptr), id(st.run_len))
 
 
-def _prefetch(steps, k, entries, fabric, params, fkey, size) -> tuple[int, int]:
+def _prefetch(steps, k, entries, fabric, params, fkey, size, gscale=None) -> tuple[int, int]:
     """Make the entries of the steps from ``k`` on that have none, up to ``_PREFETCH``
     transfers: their patterns are routed and costed together and, when every chunk has
     ``size`` bytes (``size`` None otherwise), their bytes and durations computed together.
@@ -342,7 +347,7 @@ def _prefetch(steps, k, entries, fabric, params, fkey, size) -> tuple[int, int]:
         pats = [fabric.pattern(st.src, st.dst, pk) for st, pk in fresh.values()]
     made = []
     for (key, (st, _)), pat in zip(fresh.items(), pats, strict=True):
-        ent = entries[key] = _Entry(st, pat, fabric, params, fkey)
+        ent = entries[key] = _Entry(st, pat, fabric, params, fkey, gscale)
         if size is not None and ent.single_run and len(st) <= _SMALL_STEP:
             made.append((st, ent))
     if len(made) > 1:
@@ -367,8 +372,12 @@ def _batch_costs(made, size, params) -> None:
     ents = [ent for _, ent in made]
     any_reduce = any(ent.any_reduce for ent in ents)
     red = np.concatenate([ent.reduce for ent in ents]) if any_reduce else None
+    gs = None
+    if any(ent.gscale is not None for ent in ents):
+        gs = np.concatenate([np.ones(m) if e.gscale is None else e.gscale
+                             for e, m in zip(ents, sizes, strict=True)])
     cost = _cost_of(_flat([e.lat for e in ents], sizes), _flat([e.inv for e in ents], sizes),
-                    red, any_reduce, tb, params)
+                    red, any_reduce, tb, params, gs)
     offs = [0, *accumulate(sizes)]
     totals = np.add.reduceat(tb, offs[:-1]).tolist()
     for i, ent in enumerate(ents):
@@ -393,16 +402,17 @@ def _transfer_bytes(step, ent, nchunks, prefix2, size):
 
 def _cost(ent, tb, params):
     """Duration of every transfer of an entry, given its bytes."""
-    return _cost_of(ent.lat, ent.inv, ent.reduce, ent.any_reduce, tb, params)
+    return _cost_of(ent.lat, ent.inv, ent.reduce, ent.any_reduce, tb, params, ent.gscale)
 
 
-def _cost_of(lat, inv, reduce, any_reduce, tb, params):
+def _cost_of(lat, inv, reduce, any_reduce, tb, params, gscale=None):
     if params.name == "loggp":
         cost = 2.0 * params.o + lat + np.maximum(tb - 1.0, 0.0) * inv
     else:
         cost = lat + tb * inv
     if any_reduce:
-        cost = cost + np.where(reduce, tb * params.gamma, 0.0)
+        gamma = params.gamma if gscale is None else params.gamma * gscale
+        cost = cost + np.where(reduce, tb * gamma, 0.0)
     if getattr(cost, "shape", None) != tb.shape or cost.dtype != np.float64:
         cost = np.broadcast_to(np.asarray(cost, dtype=np.float64), tb.shape)
     return cost
@@ -501,7 +511,7 @@ class _Totals:
 
 def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
              placement=None, params=None, itemsize: int = 1, timeline: bool | None = None,
-             routing: str | None = None) -> SimResult:
+             routing: str | None = None, arrival=None, reduce_scale=None) -> SimResult:
     """Simulate ``schedule`` moving a vector of ``nbytes`` bytes and return a :class:`SimResult`.
 
     Parameters
@@ -528,6 +538,12 @@ def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
         Keep every transfer's start and end; default on up to a million transfers.
     routing : str, optional
         Routing policy (``topologies.POLICIES``; docs/routing.md); default the network's own.
+    arrival : sequence of p floats or mapping rank -> seconds, optional
+        When each rank enters the collective (default 0): a rank's first transfer starts no
+        earlier. ``time_s`` then counts from the first arrival, ``time_from_last_s`` from
+        the last.
+    reduce_scale : mapping rank -> factor, optional
+        Multiplies gamma for the reductions done at that rank (a slower reduction: factor > 1).
 
     Examples
     --------
@@ -541,13 +557,49 @@ def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
     topology = with_routing(topology, routing)
     with gc_paused():
         return _simulate(schedule, topology, nbytes, model, placement, params, itemsize,
-                         timeline)
+                         timeline, arrival, reduce_scale)
 
 
-def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, timeline
-              ) -> SimResult:
+def _per_rank(values, p: int, what: str, default: float) -> np.ndarray | None:
+    """``values`` (a sequence of p numbers or a mapping rank -> number) as an array of p, or
+    None when not given; a rank out of range or a non-number is a one-line ValueError."""
+    if values is None:
+        return None
+    out = np.full(p, default, dtype=np.float64)
+    if isinstance(values, dict):
+        items = list(values.items())
+    else:
+        items = list(enumerate(values))
+        if len(items) != p:
+            raise ValueError(f"simulate: {what} lists {len(items)} values for {p} ranks; give "
+                             f"one per rank or a mapping rank -> value")
+    for rank, v in items:
+        if isinstance(rank, bool) or not isinstance(rank, int | np.integer) \
+                or not 0 <= rank < p:
+            raise ValueError(f"simulate: {what}: rank {rank!r} out of range 0..{p - 1}")
+        try:
+            out[rank] = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"simulate: {what}: rank {rank} has {v!r}, not a number") from None
+    if not np.isfinite(out).all():
+        raise ValueError(f"simulate: {what} must be finite")
+    return out
+
+
+def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, timeline,
+              arrival=None, reduce_scale=None) -> SimResult:
     topology, params = _resolve(topology, model, params)
     p = schedule.nranks
+    arrive = _per_rank(arrival, p, "arrival", 0.0)
+    if arrive is not None and (arrive < 0).any():
+        r = int(np.flatnonzero(arrive < 0)[0])
+        raise ValueError(f"simulate: arrival of rank {r} is {float(arrive[r])!r}; times must "
+                         f"be >= 0")
+    gscale = _per_rank(reduce_scale, p, "reduce_scale", 1.0)
+    if gscale is not None and (gscale <= 0).any():
+        r = int(np.flatnonzero(gscale <= 0)[0])
+        raise ValueError(f"simulate: reduce_scale of rank {r} is {float(gscale[r])!r}; "
+                         f"factors must be > 0")
     if isinstance(itemsize, bool) or not isinstance(itemsize, int) or itemsize < 1:
         raise ValueError(f"simulate: itemsize must be a positive integer, got {itemsize!r}")
     if isinstance(nbytes, bool) or not isinstance(nbytes, int | np.integer) or nbytes < 0:
@@ -569,7 +621,7 @@ def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, ti
     keep = ntransfers <= TIMELINE_LIMIT if timeline is None else bool(timeline)
     loggp = params.name == "loggp"
 
-    ready = np.zeros(p)
+    ready = np.zeros(p) if arrive is None else arrive.copy()
     next_send = np.zeros(p) if loggp else None
     s_start = np.zeros(nsteps)
     s_end = np.zeros(nsteps)
@@ -602,12 +654,12 @@ def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, ti
                 pending = 0
             if k >= scanned:
                 scanned, added = _prefetch(schedule.steps, k, entries, fabric, params, fkey,
-                                           size)
+                                           size, gscale)
                 pending += added
                 ent = entries[key]
             else:  # its prefetched entry went with a flush
                 ent = entries[key] = _Entry(st, fabric.pattern(st.src, st.dst), fabric, params,
-                                            fkey)
+                                            fkey, gscale)
                 pending += m
         src, dst = ent.src, ent.dst
         if uniform and ent.cost is not None:
@@ -668,6 +720,9 @@ def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, ti
         _step_extremes(held, s_start, s_end)
     totals.fold(entries.values())
     time_s = float(ready.max()) if p else 0.0
+    time_last = time_s
+    if arrive is not None and p:
+        time_s, time_last = time_s - float(arrive.min()), time_s - float(arrive.max())
     timeline_obj = None
     if keep:
         timeline_obj = _timeline(tl)
@@ -678,6 +733,7 @@ def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, ti
         steps=StepStats(s_start, s_end, s_bytes, s_count), rank_finish=ready,
         rank_bytes_sent=totals.sent, rank_bytes_received=totals.received,
         timeline=timeline_obj, links=totals.link_stats(params, time_s),
+        time_from_last_s=time_last,
     )
 
 

@@ -27,8 +27,10 @@ __all__ = [
     "plot_best_map",
     "plot_link_utilisation",
     "plot_predicted_vs_measured",
+    "plot_rank_waits",
     "plot_size_sweep",
     "plot_timeline",
+    "plot_whatif",
 ]
 
 _STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
@@ -297,5 +299,144 @@ def plot_predicted_vs_measured(sizes: Sequence[int], measured: Mapping[str, Sequ
         ax_e.axhline(0, color="black", lw=0.8)
         ax_e.set_ylabel("prediction error (%)")
         ax_e.set_xlabel("message size (bytes)")
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def plot_whatif(records: Sequence, x_of, x_label: str, path: str | Path, title: str,
+                sizes: Sequence[int] | None = None, x_log: bool = False,
+                baseline: float | str = "first") -> Path:
+    """Time against a what-if (lateness, skew, a degradation factor, which rank is late), one
+    line per algorithm, one column per message size (default: smallest, middle, largest).
+
+    ``x_of(record)`` is the record's what-if value. Records that share (algorithm, size, x)
+    but differ otherwise (other seeds of a random skew, other late ranks) are summarised: the
+    line is their mean, the band their min..max. Top row: time from the first arrival;
+    bottom row: time added over each algorithm's own result at ``baseline``: an x value
+    (the healthy case: lateness 0, bandwidth factor 1), ``"first"`` (the smallest x) or
+    ``"min"`` (its best x: e.g. the late rank that hurts least); lower tolerates the what-if
+    better.
+    """
+    all_sizes = sorted({r.size for r in records})
+    if sizes is None:
+        sizes = sorted({all_sizes[0], all_sizes[len(all_sizes) // 2], all_sizes[-1]})
+    groups: dict[tuple[str, int], dict[float, list[float]]] = {}
+    for r in records:
+        if r.size in sizes:
+            groups.setdefault((r.algorithm, r.size), {}).setdefault(float(x_of(r)),
+                                                                    []).append(r.time_s)
+    every = np.array([t for g in groups.values() for ts in g.values() for t in ts] or [1.0])
+    scale, unit = _time_label(every)
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(2, len(sizes), figsize=(4.2 * len(sizes) + 1, 6.4),
+                                 squeeze=False, sharex=True)
+        for j, size in enumerate(sizes):
+            ax_t, ax_d = axes[0, j], axes[1, j]
+            for (algo, sz), by_x in sorted(groups.items()):
+                if sz != size:
+                    continue
+                xs = sorted(by_x)
+                mean = np.array([np.mean(by_x[x]) for x in xs])
+                lo = np.array([np.min(by_x[x]) for x in xs])
+                hi = np.array([np.max(by_x[x]) for x in xs])
+                kw = dict(color=_colour(algo), lw=1.5, marker="o", ms=3)
+                if baseline == "min":
+                    base = mean.min()
+                elif baseline != "first" and float(baseline) in by_x:
+                    base = mean[xs.index(float(baseline))]
+                else:
+                    base = mean[0]
+                ax_t.plot(xs, mean / scale, label=algo, **kw)
+                ax_d.plot(xs, (mean - base) / scale, **kw)
+                if (hi > lo).any():
+                    ax_t.fill_between(xs, lo / scale, hi / scale, color=_colour(algo),
+                                      alpha=0.15, lw=0)
+                    ax_d.fill_between(xs, (lo - base) / scale, (hi - base) / scale,
+                                      color=_colour(algo), alpha=0.15, lw=0)
+            ax_t.set_title(f"{human_bytes(size)} per rank")
+            ax_t.set_ylabel(f"time from first arrival ({unit})")
+            against = {"first": "the first value", "min": "the best value"}.get(str(baseline))
+            against = against or f"{float(baseline):g}"
+            ax_d.set_ylabel(f"added time ({unit}), vs {against}")
+            ax_d.set_xlabel(x_label)
+            ax_t.set_ylim(bottom=0)
+            if x_log:
+                ax_d.set_xscale("log")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5),
+                   frameon=False, bbox_to_anchor=(0.5, -0.04))
+        fig.suptitle(title + "\n(line: mean, band: min..max over the other varied values; "
+                     "bottom: lower tolerates it better)")
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        return _save(fig, path)
+
+
+def _union(starts: np.ndarray, ends: np.ndarray) -> list[tuple[float, float]]:
+    """The union of intervals, as sorted disjoint (start, end) pairs."""
+    out: list[list[float]] = []
+    for a, b in sorted(zip(starts.tolist(), ends.tolist(), strict=True)):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def plot_rank_waits(src: np.ndarray, dst: np.ndarray, start: np.ndarray, end: np.ndarray,
+                    arrival: np.ndarray, path: str | Path, title: str,
+                    ranks: Sequence[int] | None = None, bins: int = 1200) -> Path:
+    """Where each rank waits: per rank (row), grey before it arrives, blue while it sends or
+    receives, red while it has arrived but waits on others mid-collective, light green once it
+    is done and the collective still runs. Rows: ``ranks`` (default every rank).
+
+    Times are from the first arrival. The rows are an image of ``bins`` time bins, each
+    coloured by the share of its time in each state (a 512-rank ring has thousands of
+    intervals per rank: drawn one by one they would swamp the SVG). Cost: ``O(bins x
+    intervals)`` per shown rank.
+    """
+    src, dst = np.asarray(src), np.asarray(dst)
+    start, end = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
+    arrival = np.asarray(arrival, dtype=float)
+    t0 = float(arrival.min()) if arrival.size else 0.0
+    finish_all = float(end.max()) if end.size else float(arrival.max())
+    shown = list(range(len(arrival))) if ranks is None else list(ranks)
+    span = max(finish_all - t0, 1e-12)
+    scale, unit = _time_label(np.array([span]))
+    edges = t0 + span * np.arange(bins + 1) / bins
+    colours = {"not arrived": (0.73, 0.73, 0.73), "busy": (0.12, 0.47, 0.71),
+               "waiting": (0.84, 0.15, 0.16), "done": (0.78, 0.91, 0.75)}
+    palette = np.array(list(colours.values()))
+
+    def covered(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Time of [a_i, b_i) (disjoint intervals) inside each bin."""
+        if not len(a):
+            return np.zeros(bins)
+        cum = np.clip(edges[:, None] - a[None, :], 0.0, (b - a)[None, :]).sum(axis=1)
+        return np.diff(cum)
+
+    image = np.ones((len(shown), bins, 3))
+    width = span / bins
+    for row, r in enumerate(shown):
+        sel = (src == r) | (dst == r)
+        busy = np.array(_union(start[sel], end[sel])).reshape(-1, 2)
+        mine_end = busy[-1, 1] if len(busy) else arrival[r]
+        f_busy = covered(busy[:, 0], busy[:, 1])
+        f_before = covered(np.array([t0]), np.array([arrival[r]]))
+        f_done = covered(np.array([mine_end]), np.array([finish_all]))
+        f_wait = np.clip(width - f_busy - f_before - f_done, 0.0, None)
+        share = np.stack([f_before, f_busy, f_wait, f_done], axis=1)
+        image[row] = share @ palette / np.maximum(share.sum(axis=1, keepdims=True), 1e-300)
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(10, max(2.5, 0.25 * len(shown) + 1.4)))
+        ax.imshow(image, aspect="auto", interpolation="nearest",
+                  extent=(0.0, span / scale, len(shown) - 0.5, -0.5))
+        ax.set_yticks(range(len(shown)), [str(r) for r in shown])
+        ax.grid(False)
+        ax.set_ylabel("rank")
+        ax.set_xlabel(f"time from the first arrival ({unit})")
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+        ax.legend(handles, list(colours), loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                  frameon=False)
+        ax.set_title(title)
         fig.tight_layout()
         return _save(fig, path)

@@ -3,17 +3,27 @@
 ``python -m sim`` (no arguments) runs the embedded study below; ``python -m sim report FILE``
 runs a study file. The report holds PNG and SVG figures and an ``index.html`` that embeds them
 with a table of which algorithm wins where, and by how much.
+
+A study is a list of independent tasks, one per (topology variation, algorithm), each
+simulating every size. They run in this process, on ``jobs`` local processes
+(:class:`concurrent.futures.ProcessPoolExecutor`) or on an MPI job's workers
+(:class:`mpi4py.futures.MPIPoolExecutor`, under ``mpiexec -n N python -m mpi4py.futures``).
+Every finished task's records are appended to ``records.jsonl`` at once (one line per
+simulation, flushed), so a killed study keeps them; ``resume=True`` runs only the missing
+ones. The report is always built from what is on disk, in task order, so serial, parallel and
+resumed runs write the same records.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import json
+import os
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +33,13 @@ from sim import plots
 from sim.api import sweep
 from sim.engine import simulate
 from sim.models import model_params
-from sim.studyfile import Study, StudyError, load_study, parse_sizes
+from sim.studyfile import WHATIF_KEYS, Study, StudyError, load_study, parse_sizes
 from sim.table import Record
 from topologies import groups
 from topologies.units import format_bytes, format_time
 
-__all__ = ["DEFAULT_STUDY", "StudyReport", "default_study", "main", "run_study", "summarise_wins"]
+__all__ = ["DEFAULT_STUDY", "StudyReport", "default_study", "main", "read_records", "run_study",
+           "summarise_wins"]
 
 DEFAULT_STUDY = {
     "title": "Which all-reduce wins? A 4 x 8 GPU cluster and a 128-rank fat-tree",
@@ -64,6 +75,8 @@ class StudyReport:
     records: list[Record] = field(default_factory=list)
     wins: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    ran: int = 0  # simulations run by this call (the others were on disk: --resume)
+    sim_seconds: float = 0.0  # of ``seconds``, the time spent running them
 
 
 def _options_for(study: Study, G, nranks: int) -> dict[str, dict]:
@@ -79,19 +92,214 @@ def _options_for(study: Study, G, nranks: int) -> dict[str, dict]:
     return opts
 
 
-def _simulate_all(study: Study, G, nranks: int, sizes, label: str,
-                  progress: Callable[[], None]) -> list[Record]:
-    opts = _options_for(study, G, nranks)
-    params = model_params(study.model)
+def _model_params(study: Study):
+    """The study's model parameters; ``sharing`` goes to the contention model when it takes
+    one (the flow-level engine)."""
+    from sim.models import Contention
+
+    if study.sharing is None:
+        return model_params(study.model)
+    if "sharing" not in {f.name for f in fields(Contention)}:
+        if study.sharing == "fair":
+            return model_params(study.model)
+        raise StudyError(f"sharing {study.sharing!r}: this simulator's contention model "
+                         f"shares fairly only; use sharing = \"fair\" or leave it out")
+    return model_params(study.model, sharing=study.sharing)
+
+
+#: Per process: graphs (and their compiled networks, cached by the simulator) of the
+#: variations simulated lately, so the tasks of one variation share them.
+_GRAPHS: dict = {}
+
+
+def _variation(study: Study, t: int, v: int):
+    """-> (label, params, graph with the what-ifs applied, ranks, WhatIf) of variation ``v``
+    of topology ``t``."""
+    from sim.api import whatif_topology
+
+    spec = study.topologies[t]
+    label, params = spec.variations()[v]
+    base = json.dumps([spec.kind, {k: x for k, x in params.items() if k not in WHATIF_KEYS}],
+                      sort_keys=True, default=str)
+    G = _GRAPHS.get(base)
+    if G is None:
+        if len(_GRAPHS) > 16:
+            _GRAPHS.clear()
+        G = _GRAPHS[base] = spec.build(params)
+    nranks = spec.ranks or sum(1 for _, k in G.nodes(data="kind") if k == "endpoint")
+    w = spec.whatif(params, nranks)
+    if w.degrade or w.fail_links:
+        key = json.dumps([base, w.degrade, w.fail_links], sort_keys=True, default=str)
+        H = _GRAPHS.get(key)
+        if H is None:
+            deg, failed = w.graph_changes(G)
+            H = _GRAPHS[key] = whatif_topology(G, nranks, degrade=deg, fail_links=failed)
+        G = H
+    return label, params, G, nranks, w
+
+
+#: Per process: schedules and builder options, shared by the tasks that need the same ones
+#: (a 512-rank hierarchical schedule takes 30 ms to build, its groups 10 ms to find).
+_BUILT: dict = {}
+
+
+def _built(key, make):
+    got = _BUILT.get(key)
+    if got is None:
+        if len(_BUILT) > 64:
+            _BUILT.clear()
+        got = _BUILT[key] = make()
+    return got
+
+
+def _run_task(study: Study, t: int, v: int, algo: str, sizes: tuple[int, ...]) -> list[dict]:
+    """Simulate ``algo`` at ``sizes`` on variation ``v`` of topology ``t``: one record dict
+    per size (what goes into ``records.jsonl``). A top-level function: pool workers run it."""
+    from sim.api import _record as api_record
+    from sim.api import _what_if_kwargs
+
+    label, params, G, nranks, w = _variation(study, t, v)
+    spec = study.topologies[t]
+    base = json.dumps([spec.kind, {k: x for k, x in params.items() if k not in WHATIF_KEYS}],
+                      sort_keys=True, default=str)
+    # groups from the healthy graph: a failed link changes routes, not the servers
+    opts = _built(("options", base, nranks), lambda: _options_for(
+        study, _GRAPHS.get(base, G), nranks)).get(algo)
+    sch = _built(("schedule", study.collective, algo, nranks, json.dumps(opts, sort_keys=True)),
+                 lambda: build(study.collective, algo, nranks, **(opts or {})))
+    what_if = _what_if_kwargs(w.arrival, w.reduce_scale)
+    model = _model_params(study)
+    recs = [api_record(simulate(sch, G, size, params=model, routing=study.routing, **what_if),
+                       algo, "uint8")
+            for size in sizes]
+    varied = {k: params[k] for k in study.topologies[t].varied_whatifs}
     out = []
-    for algo in study.algorithms:
-        recs = sweep(study.collective, [algo], nranks, sizes, G, params=params,
-                     options=opts.get(algo))
-        for r in recs:
-            r.extra["variation"] = label
-        out.extend(recs)
-        progress()
+    for r in recs:
+        d = r.as_dict()
+        d.update(key=_key(t, v, algo, r.size), variation=label, whatif=varied)
+        out.append(d)
     return out
+
+
+def _key(t: int, v: int, algo: str, size: int) -> str:
+    return f"{t}/{v}/{algo}/{size}"
+
+
+def _record(d: dict) -> Record:
+    """A record dict from disk back into a :class:`Record` (the rest goes to ``extra``)."""
+    names = [f.name for f in fields(Record) if f.name != "extra"]
+    return Record(**{n: d[n] for n in names},
+                  extra={k: x for k, x in d.items() if k not in names})
+
+
+def _fingerprint(study: Study) -> str:
+    """What makes two studies' records interchangeable: everything but the sizes (so a resume
+    with more sizes runs only the new ones)."""
+    data = asdict(replace(study, sizes=()))
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write a file whole: a reader sees the old one or the new one, never half of either."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_records(path: str | Path) -> tuple[dict | None, list[dict]]:
+    """``records.jsonl`` -> (its header, the record dicts in file order). A last line cut short
+    by a kill is dropped; a damaged line elsewhere is a :class:`StudyError` naming it."""
+    path = Path(path)
+    if not path.exists():
+        return None, []
+    lines = path.read_text().split("\n")
+    complete = lines[:-1]  # what follows the last newline was cut short (or is empty)
+    header, out = None, []
+    for i, line in enumerate(complete):
+        try:
+            d = json.loads(line)
+        except ValueError:
+            if i == len(complete) - 1:
+                break
+            raise StudyError(f"{path}: line {i + 1} is damaged; delete it (its simulations "
+                             f"run again with --resume) or run without --resume") from None
+        if i == 0 and "header" in d:
+            header = d["header"]
+        elif isinstance(d, dict) and "key" in d:
+            out.append(d)
+    return header, out
+
+
+def _executor(jobs: int, executor: str | None):
+    """The pool the tasks run on, or None to run them here."""
+    if executor == "mpi":
+        try:
+            from mpi4py.futures import MPIPoolExecutor, _core
+        except ImportError:
+            raise StudyError("--executor mpi needs mpi4py (pip install '.[mpi]')") from None
+        # Workers exist only under `python -m mpi4py.futures`; without them MPIPoolExecutor
+        # would try to spawn processes, which a plain launch cannot do.
+        if getattr(_core, "SharedPool", None) is None:
+            raise StudyError("--executor mpi: no MPI workers; run as mpiexec -n N python -m "
+                             "mpi4py.futures -m sim report STUDY --executor mpi (N >= 2)")
+        return MPIPoolExecutor()
+    if executor not in (None, "process"):
+        raise StudyError(f"--executor: got {executor!r}; use process or mpi")
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(max_workers=jobs)
+    return None
+
+
+def _run_tasks(study: Study, out: Path, tasks: list[tuple], resume: bool, jobs: int,
+               executor: str | None, verbose: bool) -> tuple[list[dict], int]:
+    """Run the tasks whose records ``records.jsonl`` lacks, appending each task's records as
+    it finishes; return every wanted record dict, in task order, and how many were run."""
+    from tqdm import tqdm
+
+    path = out / "records.jsonl"
+    header = {"study": study.title, "fingerprint": _fingerprint(study)}
+    have: dict[str, dict] = {}
+    if resume:
+        old_header, old = read_records(path)
+        if old_header is not None and old_header.get("fingerprint") != header["fingerprint"]:
+            raise StudyError(f"{path} holds the records of another study "
+                             f"({old_header.get('study')!r}); use another --out or run "
+                             f"without --resume")
+        have = {d["key"]: d for d in old}
+    # Start the file again from what is kept (a cut-short last line goes), whole.
+    _write_whole(path, "".join(json.dumps(x) + "\n" for x in
+                               [{"header": header}, *have.values()]))
+    todo = []
+    for t, v, algo in tasks:
+        missing = tuple(s for s in study.sizes if _key(t, v, algo, s) not in have)
+        if missing:
+            todo.append((t, v, algo, missing))
+    total = len(tasks) * len(study.sizes)
+    pool = _executor(jobs, executor) if todo else None
+    bar = tqdm(total=total, initial=total - sum(len(m) for *_, m in todo), unit="sim",
+               desc="simulating", disable=not verbose, file=sys.stderr, dynamic_ncols=True)
+    with path.open("a") as f, bar:
+        def keep(dicts: list[dict]) -> None:
+            for d in dicts:
+                have[d["key"]] = d
+            f.write("".join(json.dumps(d) + "\n" for d in dicts))
+            f.flush()
+            bar.update(len(dicts))
+
+        if pool is None:
+            for task in todo:
+                keep(_run_task(study, *task))
+        else:
+            from concurrent.futures import as_completed
+
+            with pool:
+                futures = [pool.submit(_run_task, study, *task) for task in todo]
+                for fut in as_completed(futures):
+                    keep(fut.result())
+    ran = sum(len(m) for *_, m in todo)
+    return [have[_key(t, v, a, s)] for t, v, a in tasks for s in study.sizes], ran
 
 
 def _wins(records: list[Record]) -> list[dict]:
@@ -117,63 +325,124 @@ def _slug(text: str) -> str:
     return "-".join(filter(None, keep.split("-")))[:60]
 
 
-def run_study(study: Study, out_dir: str | Path = "report", *, verbose: bool = True
+def run_study(study: Study, out_dir: str | Path = "report", *, verbose: bool = True,
+              jobs: int = 1, executor: str | None = None, resume: bool = False
               ) -> StudyReport:
     """Run every topology variation, algorithm and size of ``study``; write figures, records
-    (``records.json``) and ``index.html`` under ``out_dir``; return what was written."""
+    (``records.jsonl`` as they finish, then ``records.json``) and ``index.html`` under
+    ``out_dir``; return what was written.
+
+    ``jobs > 1`` runs the simulations on that many processes, ``executor="mpi"`` on an MPI
+    job's workers (see the module docstring); ``resume`` keeps the records already in
+    ``out_dir`` and runs only the missing ones. The records are the same every way.
+    """
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = StudyReport(out, out / "index.html")
+    tasks = [(t, v, algo) for t, spec in enumerate(study.topologies)
+             for v in range(len(spec.variations())) for algo in study.algorithms]
+    dicts, report.ran = _run_tasks(study, out, tasks, resume, jobs, executor, verbose)
+    report.sim_seconds = time.perf_counter() - t0
+    by_topology: dict[int, list[Record]] = {}
+    for d in dicts:
+        by_topology.setdefault(int(d["key"].split("/", 1)[0]), []).append(_record(d))
     sections = []
-    total = sum(len(t.variations()) for t in study.topologies) * len(study.algorithms)
-    done = [0]
-
-    def tick() -> None:
-        done[0] += 1
-        if verbose:
-            print(f"\r  simulating {done[0]}/{total} sweeps", end="", file=sys.stderr,
-                  flush=True)
-
     for t_index, spec in enumerate(study.topologies):
         section = {"spec": spec, "figures": [], "wins": []}
-        topo_records: list[Record] = []
+        topo_records = by_topology.get(t_index, [])
         variations = spec.variations()
-        graphs = []
-        for label, params in variations:
-            G = spec.build(params)
-            nranks = spec.ranks or sum(1 for _, k in G.nodes(data="kind") if k == "endpoint")
-            graphs.append((label, G, nranks))
-            recs = _simulate_all(study, G, nranks, study.sizes, label, tick)
-            topo_records.extend(recs)
-            section["wins"].append((label, nranks, _wins(recs)))
+        for label, _ in variations:
+            recs = [r for r in topo_records if r.extra["variation"] == label]
+            section["wins"].append((label, recs[0].ranks if recs else 0, _wins(recs)))
         report.records.extend(topo_records)
         slug = f"{t_index}-{_slug(spec.name)}"
         multi = len(variations) > 1
+        nranks = topo_records[0].ranks if topo_records else 0
 
         def name_of(r: Record, multi=multi) -> str:
             return f"{r.algorithm} [{r.extra['variation'].split('[', 1)[-1].rstrip(']')}]" \
                 if multi else r.algorithm
 
-        section["figures"].append(plots.plot_size_sweep(
-            topo_records, out / f"{slug}-sweep",
-            f"{study.collective}: {spec.name} ({graphs[0][2]} ranks, {study.model} model)",
-            label=name_of))
-        label, G, nranks = graphs[-1]
-        section["figures"].append(_best_map(study, G, nranks, label, out / f"{slug}-best"))
-        section["figures"].extend(_detail_figures(study, G, nranks, label, out, slug))
+        if spec.varied_whatifs:
+            section["figures"].append(_whatif_figure(study, spec, topo_records,
+                                                     out / f"{slug}-whatif"))
+        else:
+            section["figures"].append(plots.plot_size_sweep(
+                topo_records, out / f"{slug}-sweep",
+                f"{study.collective}: {spec.name} ({nranks} ranks, {study.model} model)",
+                label=name_of))
+        label, _, G, nranks, w = _variation(study, t_index, len(variations) - 1)
+        if not any(k in WHATIF_KEYS for k in spec.params) and not spec.varied_whatifs:
+            section["figures"].append(_best_map(study, G, nranks, label, out / f"{slug}-best"))
+            section["figures"].extend(_detail_figures(study, G, nranks, label, out, slug))
+        else:
+            section["figures"].append(_wait_figure(study, G, nranks, label, w, out, slug))
         sections.append(section)
         report.wins.extend({"topology": lab, "ranks": n, **w}
                            for lab, n, ws in section["wins"] for w in ws)
-    if verbose:
-        print(file=sys.stderr)
     report.figures = [f for s in sections for f in s["figures"]]
-    (out / "records.json").write_text(json.dumps(
+    _write_whole(out / "records.json", json.dumps(
         {"study": study.title, "model": study.model,
          "records": [r.as_dict() for r in report.records], "wins": report.wins}, indent=1))
     report.seconds = time.perf_counter() - t0
-    report.index.write_text(_html(study, sections, report.seconds))
+    _write_whole(report.index, _html(study, sections, report.seconds))
     return report
+
+
+#: How each what-if is put on a figure's x axis: (label, value -> number, log axis).
+_WHATIF_AXES = {
+    "late": ("lateness of the late rank (us)", lambda v: _seconds(v) * 1e6, False),
+    "skew": ("arrival skew: sigma or mean (us)", lambda v: _seconds(v) * 1e6, False),
+    "degrade": ("bandwidth factor of the degraded node/link", float, True),
+    "slow_reduce": ("reduction slowdown factor at the slow rank", float, True),
+    "late_rank": ("which rank is late", int, False),
+}
+
+
+def _seconds(v) -> float:
+    from topologies.units import parse_time
+
+    return parse_time(v) if isinstance(v, str) else float(v)
+
+
+def _whatif_figure(study: Study, spec, records: list[Record], path: Path) -> Path:
+    """Time against the first varied what-if that has a numeric axis, per algorithm (the
+    others, e.g. skew seeds, are summarised as a band)."""
+    key = next((k for k in _WHATIF_AXES if k in spec.varied_whatifs), None)
+    conv = None
+    if key is None:  # e.g. only fail_link varies: one point per variation
+        values = {json.dumps(r.extra["whatif"], sort_keys=True) for r in records}
+        index = {v: i for i, v in enumerate(sorted(values))}
+        x_label, x_of, log = "variation", \
+            lambda r: index[json.dumps(r.extra["whatif"], sort_keys=True)], False
+    else:
+        x_label, conv, log = _WHATIF_AXES[key]
+        x_of = lambda r: conv(r.extra["whatif"][key])  # noqa: E731
+    nranks = records[0].ranks if records else 0
+    return plots.plot_whatif(records, x_of, x_label, path,
+                             f"which {study.collective} tolerates it best: {spec.name} "
+                             f"({nranks} ranks, {study.model} model)", x_log=log,
+                             baseline="min" if key in (None, "late_rank")
+                             else conv(spec.vary[key][0]))
+
+
+def _wait_figure(study: Study, G, nranks: int, label: str, w, out: Path, slug: str) -> Path:
+    """Where ranks wait: the first algorithm's per-rank timeline at about 4 MiB on the last
+    variation, up to 32 ranks shown (rank 0 up, and every rank that arrives late)."""
+    mid = min(study.sizes, key=lambda s: abs(np.log2(s) - 22))
+    algo = study.algorithms[0]
+    s = build(study.collective, algo, nranks, **_options_for(study, G, nranks).get(algo, {}))
+    arrival = np.zeros(nranks) if w.arrival is None else np.asarray(w.arrival)
+    res = simulate(s, G, mid, params=_model_params(study), timeline=True,
+                   arrival=w.arrival, reduce_scale=w.reduce_scale or None)
+    tl = res.timeline
+    late = [int(r) for r in np.argsort(-arrival, kind="stable")[:8] if arrival[r] > 0]
+    shown = sorted(set(late) | set(range(min(nranks, 32 - len(late)))))
+    return plots.plot_rank_waits(
+        tl.src, tl.dst, tl.start, tl.end, arrival, out / f"{slug}-waits-{algo}",
+        f"where ranks wait: {algo} {study.collective} of {format_bytes(mid)} on {nranks} "
+        f"ranks, {label} ({format_time(res.time_s)} from the first arrival)", ranks=shown)
 
 
 def _map_ranks(study: Study, n_end: int) -> list[int]:
@@ -230,6 +499,10 @@ def _detail_figures(study: Study, G, nranks: int, label: str, out: Path, slug: s
     return figs
 
 
+#: Who-wins tables per topology in index.html (a what-if sweep has hundreds of variations).
+_TABLES = 8
+
+
 def _html(study: Study, sections: list[dict], seconds: float) -> str:
     esc = html.escape
     parts = [
@@ -250,7 +523,12 @@ def _html(study: Study, sections: list[dict], seconds: float) -> str:
     for sec in sections:
         spec = sec["spec"]
         parts.append(f"<h2>{esc(spec.name)}</h2>")
-        for label, nranks, wins in sec["wins"]:
+        shown = sec["wins"] if len(sec["wins"]) <= _TABLES else \
+            sec["wins"][: _TABLES - 1] + sec["wins"][-1:]
+        if len(shown) < len(sec["wins"]):
+            parts.append(f"<p>{len(sec['wins'])} variations: the first {_TABLES - 1} and the "
+                         f"last are tabled here; records.json holds every one.</p>")
+        for label, nranks, wins in shown:
             parts.append(f"<h3>Who wins: {esc(label)}, {nranks} ranks</h3><table><tr>"
                          "<th>size</th><th>fastest</th><th>time</th><th>busbw (GB/s)</th>"
                          "<th>runner-up</th><th>runner-up slower by</th></tr>")
@@ -298,20 +576,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="fewer sizes (every 16x instead of 2x): for tests and a first look")
     parser.add_argument("--sizes", help="override the study's sizes, e.g. 1K:1G:4")
+    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                        help="run the simulations on N local processes (default 1)")
+    parser.add_argument("--executor", choices=("process", "mpi"), default=None,
+                        help="mpi: on the workers of `mpiexec -n N python -m mpi4py.futures "
+                             "-m sim report STUDY --executor mpi`")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the records already in --out/records.jsonl and run only "
+                             "the missing simulations")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                        help="progress bar on stderr (default on)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     try:
         study = load_study(args.study) if args.study else default_study(args.quick)
         if args.sizes:
             study = replace(study, sizes=tuple(parse_sizes(args.sizes, "--sizes")))
         elif args.quick and args.study:
             study = replace(study, sizes=study.sizes[::4] or study.sizes)
-        report = run_study(study, args.out)
-    except StudyError as e:
+        report = run_study(study, args.out, verbose=args.progress, jobs=args.jobs,
+                           executor=args.executor, resume=args.resume)
+    except (StudyError, ValueError) as e:  # a bad value met mid-run: one line too
         print(f"python -m sim: {e}", file=sys.stderr)
         return 2
-    for line in summarise_wins(report.wins):
+    lines = summarise_wins(report.wins)
+    for line in lines[:24]:
         print(line)
+    if len(lines) > 24:
+        print(f"... and {len(lines) - 24} more variations (records.json, index.html)")
     print(f"report: {report.index} ({len(report.figures)} figures, "
-          f"{len(report.records)} simulated results, {report.seconds:.1f} s)")
+          f"{len(report.records)} simulated results, {report.ran} run now in "
+          f"{report.sim_seconds:.1f} s, {report.seconds:.1f} s in all)")
     return 0
 

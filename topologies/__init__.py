@@ -15,6 +15,7 @@ integer-indexed, vectorised form the simulator routes on, under a routing policy
 56
 """
 
+from . import whatif  # noqa: F401  (degrade, fail_links, cut_off_ranks: what-if graphs)
 from .generators import (
     DEFAULT_BANDWIDTH,
     DEFAULT_LATENCY,
