@@ -11,8 +11,9 @@ Three models (:mod:`sim.models`): Hockney (alpha-beta-gamma per transfer), conte
 """
 
 from sim.api import predict, sweep
-from sim.engine import LinkStats, SimResult, StepStats, Timeline, simulate
+from sim.engine import simulate
 from sim.models import Contention, Hockney, LogGP, load_model_file, model_params
+from sim.results import LinkStats, SimResult, StepStats, Timeline
 from sim.table import Record, format_table, make_record
 
 __all__ = [
