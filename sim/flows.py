@@ -48,6 +48,13 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(starts - offs, counts) + np.arange(total)
 
 
+def _starts(counts: np.ndarray) -> np.ndarray:
+    """Offsets of consecutive segments of the given lengths."""
+    out = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=out[1:])
+    return out
+
+
 def simulate_flows(step, src, dst, nbytes, lat, post, ptr, links, capacity, *, nranks: int,
                    arrival=None, share=None, bound=None, weight=None):
     """Start and end of every transfer under the flow model; returns ``(start, end, finish)``
@@ -115,6 +122,8 @@ def simulate_flows(step, src, dst, nbytes, lat, post, ptr, links, capacity, *, n
     arr_order = np.argsort(arrival, kind="stable")
     arr_next = 0
     nlinks = len(cap)
+    users = np.zeros(nlinks, dtype=np.int64)  # flows in their bandwidth phase per link
+    is_new = np.zeros(m, dtype=bool)
 
     def enter_group(ranks, now):
         """Ranks that are done with their current group (or just arrived at ``pos``): set
@@ -216,7 +225,26 @@ def simulate_flows(step, src, dst, nbytes, lat, post, ptr, links, capacity, *, n
             state[newbw] = _BW
             t_last[newbw] = t_now
             in_bw = np.concatenate((in_bw, newbw))
+        if len(ended_bw):
+            np.subtract.at(users, links[_ranges(ptr[ended_bw], lens[ended_bw])], 1)
+        if len(newbw):
+            new_e = links[_ranges(ptr[newbw], lens[newbw])]
+            np.add.at(users, new_e, 1)
         if not (len(newbw) or len(ended_bw)) or not len(in_bw):
+            continue
+        ended_e = links[_ranges(ptr[ended_bw], lens[ended_bw])] if len(ended_bw) else None
+        if plain and (ended_e is None or not users[ended_e].any()) and (
+                not len(newbw) or (users[new_e] == 1).all()):
+            # Nothing else crosses the links that changed: the new flows run alone at their
+            # paths' bottleneck, and no other rate moves.
+            if len(newbw):
+                nz = lens[newbw] > 0
+                r = np.full(len(newbw), np.inf)
+                if nz.any():
+                    r[nz] = np.minimum.reduceat(cap[new_e], _starts(lens[newbw])[nz])
+                rate[newbw] = r
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    pred[newbw] = t_now + np.where(rem[newbw] > 0, rem[newbw] / r, 0.0)
             continue
         # Re-solve the component of the links whose flows changed.
         seed = np.concatenate((newbw, ended_bw))
@@ -226,8 +254,9 @@ def simulate_flows(step, src, dst, nbytes, lat, post, ptr, links, capacity, *, n
         e_idx = _ranges(ptr[in_bw], a_len)
         e_link = links[e_idx]
         e_flow = np.repeat(np.arange(len(in_bw)), a_len)
-        fm = np.zeros(len(in_bw), dtype=bool)
-        fm[np.isin(in_bw, newbw)] = True
+        is_new[newbw] = True
+        fm = is_new[in_bw]
+        is_new[newbw] = False
         count = -1
         while True:
             fm[e_flow[mark[e_link]]] = True
