@@ -14,7 +14,8 @@ the best of up to ``N`` cold runs (each on a fresh topology, so nothing routed o
 reused), repeating only while the row's simulations have taken under a second in all: the
 machine may be shared, and best-of-N is what the figures are. ``--quick`` stops at 1024 ranks;
 ``--big`` adds the large rows (a 262,144-rank ring: 524,286 steps; a 1,048,576-rank
-Rabenseifner). ``--routing POLICY`` is passed to ``simulate`` where it takes one.
+Rabenseifner). ``--routing POLICY`` is passed to ``simulate`` where it takes one;
+``--topology analytic`` uses the fully connected network without a graph.
 """
 
 from __future__ import annotations
@@ -45,18 +46,29 @@ BIG = ((262_144, "ring"), (1_048_576, "rabenseifner"))
 REPEAT_BUDGET_S = 1.0
 
 
-def _topology(p: int):
-    """A fresh fat-tree for ``p`` ranks, compiled and with the ranks placed (setup work)."""
-    G = make_topology("fat-tree", p)
+#: Latency and bandwidth of the analytic fully connected network (``--topology analytic``).
+ANALYTIC = {"alpha": 1e-6, "beta": 1 / 25e9}
+
+
+def _topology(p: int, name: str = "fat-tree"):
+    """A fresh topology for ``p`` ranks, compiled and with the ranks placed (setup work); None
+    for the analytic fully connected network."""
+    if name == "analytic":
+        return None
+    G = make_topology(name, p)
     fabric_for(G, p)
     return G
 
 
 def run_row(p: int, algo: str, nbytes: int = 1 << 30, model: str = "contention",
-            repeat: int = 3, routing: str | None = None) -> dict:
+            repeat: int = 3, routing: str | None = None, topology: str = "fat-tree") -> dict:
     """One row, in this process: best of up to ``repeat`` cold runs of ``simulate``."""
+    from sim.models import model_params
+
     t0 = time.perf_counter()
-    G = _topology(p)
+    G = _topology(p, topology)
+    if G is None:
+        model = model_params(model, **ANALYTIC)
     sch = build("allreduce", algo, p)
     setup = time.perf_counter() - t0
     kw = {} if routing is None else {"routing": routing}
@@ -66,7 +78,7 @@ def run_row(p: int, algo: str, nbytes: int = 1 << 30, model: str = "contention",
     for r in range(max(repeat, 1)):
         if r and spent >= REPEAT_BUDGET_S:
             break
-        topo = G if r == 0 else _topology(p)  # nothing cached from the runs before
+        topo = G if r == 0 else _topology(p, topology)  # nothing cached from the runs before
         t2, c2 = time.perf_counter(), time.process_time()
         res = simulate(sch, topo, nbytes, model, timeline=False, **kw)
         s, c = time.perf_counter() - t2, time.process_time() - c2
@@ -122,17 +134,20 @@ def _format(row: dict) -> str:
 
 
 def run(rows, nbytes: int = 1 << 30, model: str = "contention", out=sys.stdout,
-        repeat: int = 3, limit: float = 300.0, routing: str | None = None) -> list[dict]:
+        repeat: int = 3, limit: float = 300.0, routing: str | None = None,
+        topology: str = "fat-tree") -> list[dict]:
     """Simulate every ``(ranks, algorithm)`` of ``rows``, each in a process of its own; print a
     line each and return the rows that finished as dicts."""
     runs = "one run" if repeat <= 1 else f"best of up to {repeat} cold runs"
     route = "" if routing is None else f", routing {routing}"
-    print(f"# {model} model, fat-tree (smallest even k that fits){route}, {nbytes} bytes, "
+    where = ("fat-tree (smallest even k that fits)" if topology == "fat-tree" else
+             f"{topology} (alpha 1 us, 25 GB/s)" if topology == "analytic" else topology)
+    print(f"# {model} model, {where}{route}, {nbytes} bytes, "
           f"{runs}, {limit:g} s limit per row", file=out)
     print(HEADER, file=out, flush=True)
     done = []
     for p, algo in rows:
-        got = _row_in_child((p, algo, nbytes, model, repeat, routing), limit)
+        got = _row_in_child((p, algo, nbytes, model, repeat, routing, topology), limit)
         if isinstance(got, dict):
             done.append(got)
             print(_format(got), file=out, flush=True)
@@ -156,11 +171,20 @@ def main(argv=None) -> int:
                         help="stop a row after S seconds (default 300)")
     parser.add_argument("--routing", default=None, metavar="POLICY",
                         help="routing policy passed to simulate (where it takes one)")
+    parser.add_argument("--topology", default="fat-tree",
+                        help="fat-tree (default), analytic (fully connected, no graph) or "
+                             "another sim topology name")
+    parser.add_argument("--ranks", default=None, metavar="P,P,...",
+                        help="these rank counts instead of the default rows")
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS), metavar="A,A,...")
     args = parser.parse_args(argv)
-    rows = [(p, a) for p in (QUICK if args.quick else SIZES) for a in ALGORITHMS]
+    sizes = (QUICK if args.quick else SIZES) if args.ranks is None else tuple(
+        int(x) for x in args.ranks.split(","))
+    rows = [(p, a) for p in sizes for a in args.algorithms.split(",")]
     if args.big:
         rows += list(BIG)
-    run(rows, model=args.model, repeat=args.repeat, limit=args.limit, routing=args.routing)
+    run(rows, model=args.model, repeat=args.repeat, limit=args.limit, routing=args.routing,
+        topology=args.topology)
     return 0
 
 

@@ -1,8 +1,9 @@
 """sim: cost models that turn (Schedule, topology, bytes) into a time and a breakdown.
 
-Three models (:mod:`sim.models`): Hockney (alpha-beta-gamma per transfer), contention
-(max-min fair sharing of links within a step) and LogGP. :func:`simulate` runs one schedule;
-:func:`predict` and :func:`sweep` build schedules by name and return table records.
+Three models (:mod:`sim.models`, docs/models.md): Hockney (alpha-beta-gamma per transfer),
+contention (flow-level max-min sharing of links, SimGrid CM02 semantics) and LogGP.
+:func:`simulate` runs one schedule; :func:`predict` and :func:`sweep` build schedules by name
+and return table records.
 
 >>> import sim
 >>> r = sim.predict("allreduce", "ring", 8, 1 << 20, params=sim.Hockney(2e-6, 1e-9))

@@ -255,10 +255,14 @@ def test_fast_path_covers_the_symmetric_closed_form_cases():
         assert r.path == "fast", (coll, algo)
 
 
-def test_equal_steps_applied_as_a_translation_give_the_step_by_step_numbers():
+def test_equal_steps_applied_as_a_translation_give_the_step_by_step_numbers(monkeypatch):
     # a long ring whose steps repeat: the shifted run must match the step-by-step one
     s = build("allreduce", "ring", 64)
     G = fat_tree(8)
+    shifts = []
+    real_shift = FP.ExactCheck.shift
+    monkeypatch.setattr(FP.ExactCheck, "shift",
+                        lambda self, ent, by: (shifts.append(by), real_shift(self, ent, by)))
     for model in (Hockney(gamma=1e-10), Contention(gamma=1e-10)):
         quick = simulate(s, G, 1 << 24, model, timeline=False)
         slow = simulate(s, G, 1 << 24, model, timeline=True)  # the timeline turns it off
@@ -266,6 +270,7 @@ def test_equal_steps_applied_as_a_translation_give_the_step_by_step_numbers():
         np.testing.assert_allclose(quick.steps.start, slow.steps.start, rtol=1e-12)
         np.testing.assert_allclose(quick.steps.end, slow.steps.end, rtol=1e-12)
         np.testing.assert_allclose(quick.rank_finish, slow.rank_finish, rtol=1e-12)
+    assert shifts, "the contention run never took the translation"
 
 
 def test_flow_path_with_no_shared_link_is_hockney(monkeypatch):
@@ -296,3 +301,29 @@ def test_share_is_a_consumption_weight():
     rates = maxmin_rates_weighted(np.array([0, 2, 3]), np.array([0, 1, 0]), np.array([1.0, 1.0]),
                                   share=np.array([0.5, 0.5, 1.0]))
     assert rates.tolist() == pytest.approx([2 / 3, 2 / 3])
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run([sys.executable, "-m", "sim", *args], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, check=False)
+
+
+def test_cli_sharing_flag():
+    import json
+
+    base = ["predict", "--collective", "allreduce", "--algorithm", "ring", "--ranks", "8",
+            "--bytes", "1MiB", "--topology", "fat-tree", "--json"]
+    got = _cli(*base, "--model", "contention", "--sharing", "rtt")
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["params"]["sharing"] == "rtt"
+    bad = _cli(*base, "--sharing", "rtt")  # Hockney takes no sharing
+    assert bad.returncode != 0
+    assert "--sharing applies to --model contention only" in bad.stderr
+    assert "Traceback" not in bad.stderr
