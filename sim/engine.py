@@ -72,6 +72,10 @@ __all__ = ["LinkStats", "SimResult", "StepStats", "Timeline", "simulate"]
 
 #: Above this many transfers the per-transfer timeline is off unless asked for.
 TIMELINE_LIMIT = 1_000_000
+#: The most transfers the event-driven flow simulation takes on (it handles some 10^3 - 10^5
+#: transfers a second, against 10^6 - 10^9 on the fast path): beyond it a contention run that
+#: needs it is refused with a clear message rather than left running for hours.
+FLOW_LIMIT = 1_000_000
 _min, _max = np.minimum.reduce, np.maximum.reduce
 
 
@@ -236,6 +240,11 @@ def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, ti
         out = _step_loop(run, ExactCheck(fabric))
         path = "fast"
         if out is None:
+            if ntransfers > FLOW_LIMIT:
+                raise ValueError(
+                    f"contention: {ntransfers} transfers re-share links (flows that start or "
+                    f"end apart), and the flow simulation takes at most {FLOW_LIMIT}; use "
+                    f"fewer ranks, a routing without shared links, or --model hockney")
             out = _flow_path(run)
             path = "flow"
     else:

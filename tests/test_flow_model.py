@@ -196,6 +196,16 @@ def test_bad_hooks_one_clear_line(kw, msg):
     assert "\n" not in str(e.value)
 
 
+def test_a_flow_run_beyond_the_limit_is_refused_in_one_line(monkeypatch):
+    import sim.engine as E
+
+    monkeypatch.setattr(E, "FLOW_LIMIT", 10)
+    sch = _schedule(6, 3, [[(0, 3, 0, 1)], [(1, 4, 1, 1)], [(2, 5, 2, 1)]] * 4)
+    with pytest.raises(ValueError, match="takes at most 10") as e:
+        simulate(sch, _two_switches(20 * GBPS), 3 << 20, Contention())
+    assert "\n" not in str(e.value)
+
+
 def test_bad_sharing_is_refused():
     with pytest.raises(ValueError, match="sharing must be one of fair, rtt"):
         Contention(sharing="tcp")
