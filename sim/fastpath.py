@@ -328,7 +328,14 @@ class ExactCheck:
             links = pat.links[: pat.ptr[-1]]
             flow_of = np.repeat(np.arange(pat.m), pat.lens)
             contended = np.zeros(0, dtype=np.int64)
-            if len(links):
+            if not len(links):
+                pass
+            elif self.open_links is not None:  # link ids are small: count them
+                many = np.bincount(links, minlength=len(self.open_links))[links] > 1
+                if many.any():
+                    contended = np.unique(flow_of[many])
+            elif not (pat.unique_src or pat.unique_dst):
+                # analytic: a link is an ordered pair, shared only by a repeated pair
                 _, inv, cnt = np.unique(links, return_inverse=True, return_counts=True)
                 contended = np.unique(flow_of[cnt[inv.ravel()] > 1])
             chk_f = chk_l = None
