@@ -337,3 +337,16 @@ def test_cli_sharing_flag():
     assert bad.returncode != 0
     assert "--sharing applies to --model contention only" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_sim_scale_rows_report_the_path_and_memory():
+    import io
+
+    from bench.sim_scale import run
+
+    out = io.StringIO()
+    rows = run([(16, "ring"), (16, "rabenseifner")], repeat=1, limit=120, out=out)
+    assert [r["path"] for r in rows] == ["fast", "flow"]  # hashed ECMP shares an uplink
+    assert all(r["peak_rss"] > 0 and r["transfers"] > 0 for r in rows)
+    text = out.getvalue()
+    assert "fast tr/s" in text and "event tr/s" in text and "peak_mem" in text
