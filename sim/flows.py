@@ -125,7 +125,7 @@ def simulate_flows(step, src, dst, nbytes, lat, post, ptr, links, capacity, *, n
     users = np.zeros(nlinks, dtype=np.int64)  # flows in their bandwidth phase per link
     is_new = np.zeros(m, dtype=bool)
 
-    def enter_group(ranks, now):
+    def enter_group(ranks):
         """Ranks that are done with their current group (or just arrived at ``pos``): set
         their current step; return the transfers that can start now."""
         has = pos[ranks] < rank_first[ranks + 1]
@@ -204,10 +204,10 @@ def simulate_flows(step, src, dst, nbytes, lat, post, ptr, links, capacity, *, n
                 if len(free):
                     finish[free] = t_now
                     pos[free] = grp_end[pos[free]]
-                    fresh.append(enter_group(free, t_now))
+                    fresh.append(enter_group(free))
         if arrived:
             ranks = np.concatenate(arrived)
-            fresh.append(enter_group(ranks, t_now))
+            fresh.append(enter_group(ranks))
         if fresh:
             new = np.unique(np.concatenate(fresh))
             if len(new):
