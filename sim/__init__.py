@@ -1,8 +1,9 @@
 """sim: cost models that turn (Schedule, topology, bytes) into a time and a breakdown.
 
-Three models (:mod:`sim.models`): Hockney (alpha-beta-gamma per transfer), contention
-(max-min fair sharing of links within a step) and LogGP. :func:`simulate` runs one schedule;
-:func:`predict` and :func:`sweep` build schedules by name and return table records.
+Three models (:mod:`sim.models`, docs/models.md): Hockney (alpha-beta-gamma per transfer),
+contention (flow-level max-min sharing of links, SimGrid CM02 semantics) and LogGP.
+:func:`simulate` runs one schedule; :func:`predict` and :func:`sweep` build schedules by name
+and return table records.
 
 >>> import sim
 >>> r = sim.predict("allreduce", "ring", 8, 1 << 20, params=sim.Hockney(2e-6, 1e-9))
@@ -11,8 +12,9 @@ Three models (:mod:`sim.models`): Hockney (alpha-beta-gamma per transfer), conte
 """
 
 from sim.api import predict, sweep
-from sim.engine import LinkStats, SimResult, StepStats, Timeline, simulate
+from sim.engine import simulate
 from sim.models import Contention, Hockney, LogGP, load_model_file, model_params
+from sim.results import LinkStats, SimResult, StepStats, Timeline
 from sim.table import Record, format_table, make_record
 
 __all__ = [

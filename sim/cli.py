@@ -271,6 +271,10 @@ def _add_common(p: argparse.ArgumentParser, sweep: bool) -> None:
                        help="LogGP gap between a rank's messages (default 0)")
     model.add_argument("--G", dest="loggp_G", type=_unit_type(_per_byte, "seconds-per-byte"),
                        help="LogGP seconds per byte (default: beta or the path bandwidth)")
+    model.add_argument("--sharing", choices=("fair", "rtt"), default=None,
+                       help="contention model: how flows share a link: fair (default; "
+                            "InfiniBand, NVLink) or rtt (shares by 1/latency, as SimGrid's "
+                            "CM02 and TCP)")
     _add_whatif(p)
 
 
@@ -452,6 +456,10 @@ def _setup(args, parser):
     for flag in ("L", "o", "g", "G"):
         if getattr(args, f"loggp_{flag}") is not None:
             values[flag] = getattr(args, f"loggp_{flag}")
+    if getattr(args, "sharing", None) is not None:
+        if args.model != "contention":
+            parser.error("--sharing applies to --model contention only")
+        values["sharing"] = args.sharing
     params = model_params(args.model, **values)
     return coll, names, G, params
 

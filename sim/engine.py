@@ -1,240 +1,82 @@
 """The simulator: cost a :class:`~collectives.ir.Schedule` on a network under a cost model.
 
+What it owns: :func:`simulate` (argument checks, the arrival and slow-rank hooks) and the
+stepping loop that runs a schedule step by step with rates fixed per step. The result types
+live in :mod:`sim.results`, the per-pattern machinery and the exactness proof in
+:mod:`sim.fastpath`, the flow simulation in :mod:`sim.flows`, the per-transfer figures in
+:mod:`sim.costs`; docs/models.md states every model's semantics.
+
 Asynchronous progress
 ---------------------
 Ranks do not meet at a barrier between steps. ``ready[r]`` is the time at which rank ``r`` has
-finished every transfer it sends or receives in the steps processed so far (0 before the first;
-a rank with nothing to do in a step keeps its value). A transfer ``src -> dst`` of step ``k``
-starts at ``max(ready[src], ready[dst])`` (both ends are done with steps ``< k``; the sender
-then holds the data it forwards, the receiver's buffer is free) and ends ``cost`` later; after
-the step ``ready[r] = max(ready[r], end of every step-k transfer of r)``. The collective ends
-at ``max(ready)``. Every transfer of a step reads the state before the step (the IR's snapshot
-rule), so several transfers of one rank in one step run concurrently (multi-port), except that
-under LogGP a rank's sends are spaced by the gap.
+finished every transfer it sends or receives in the steps processed so far (its arrival time
+before the first; a rank with nothing to do in a step keeps its value). A transfer
+``src -> dst`` of step ``k`` starts at ``max(ready[src], ready[dst])`` and ends ``cost`` later;
+after the step ``ready[r] = max(ready[r], end of every step-k transfer of r)``. The collective
+ends at ``max(ready)``. Every transfer of a step reads the state before the step (the IR's
+snapshot rule), so several transfers of one rank in one step run concurrently (multi-port),
+except that under LogGP a rank's sends are spaced by the gap.
 
 Why this reproduces the closed forms. Let every transfer of step ``k`` cost the same ``T_k``.
 (i) By induction ``ready[r] <= T_0 + ... + T_k`` after step ``k`` for every rank, since a start
-is a max of earlier readies. (ii) If some rank takes part in every step (every rank of a ring,
-pairwise or Bruck; the root of a binomial tree; new rank 0 = old rank 1 in MPICH's fold, which
-folds in, halves/doubles and folds out), its ``ready`` gains ``T_k`` in step ``k``: its transfer
-starts no earlier than its own ready and lasts ``T_k``. So the time is exactly ``sum_k T_k``,
-and summing the per-step Hockney costs of each schedule gives the tables of DESIGN.md. Where
-the transfers of a step differ in size (uneven blocks) the result is the true critical path,
-which can be below the sum of the per-step maxima.
+is a max of earlier readies. (ii) If some rank takes part in every step, its ``ready`` gains
+``T_k`` in step ``k``. So the time is exactly ``sum_k T_k``, and summing the per-step Hockney
+costs of each schedule gives the tables of docs/models.md.
 
 The models
 ----------
-* Hockney: ``cost = latency + bytes * beta (+ bytes * gamma if reduce)``, with the path's
-  latency and ``1 / bottleneck bandwidth`` unless ``alpha``/``beta`` are given. Transfers are
-  independent: a rank that sends two messages in one step (double binary tree) sends both at
-  full speed.
-* Contention: the same with ``beta = 1 / fair rate``. The rates are the max-min fair
-  allocation (:func:`sim.maxmin.maxmin_rates`) of the directed links among *all* the
-  transfers of the step, routed by ``topologies.Network.routes``. The approximation: every
-  transfer of a step is assumed to overlap every other for its whole duration; rates are not
-  re-shared when a transfer finishes early, and transfers of different steps that overlap in
-  time (asynchronous progress) do not slow each other. Rates depend on the pattern only, so
-  they are computed once per pattern. With no shared link this is exactly Hockney.
+* Hockney: ``cost = latency + bytes * beta (+ bytes * gamma if reduce)``; transfers never slow
+  each other.
+* Contention: the flow model of :mod:`sim.flows` (SimGrid CM02). The stepping loop runs it
+  with each step's max-min rates fixed (the fast path) and :class:`sim.fastpath.ExactCheck`
+  proves, step by step, that nothing re-shares a link meanwhile; at the first step it cannot
+  prove that, the whole run goes to the event-driven flow simulation. Either way the answer is
+  the flow model's; ``SimResult.path`` says which way it came.
 * LogGP: ``cost = o + L + max(bytes-1, 0) * G + o (+ bytes * gamma)``; besides the rule above,
   a send starts no earlier than ``max(g, o + (k-1) G)`` after the previous send of the same
   rank (``k`` its bytes), within a step in transfer order and across steps.
 
-Per step, the work is a handful of numpy operations on the step's arrays; what depends only on
-the step's pattern (routes, fair rates, transfer sizes when chunks are even) is computed once
-and reused, so a 16384-rank ring (32766 steps sharing one pattern) costs a few seconds. Steps
-with arrays of their own (Rabenseifner's) are looked at ahead, a window at a time: their
-patterns are routed and costed together (:meth:`sim.fabric._Fabric.prepare`) and, for small
-steps, their durations computed and their first start / last end taken together, which changes
-no number. The cyclic garbage collector is paused during a call: its full collections would
-walk every dict of the topology graphs.
+Speed. What depends only on a step's arrays is computed once (:mod:`sim.fastpath`). A run of
+steps with the same arrays in which every rank's ready time moved by the same amount (a ring
+once its pipeline is full) is a translation: the rest of the run is applied in one go, so such
+a step costs O(1), not O(p). The cyclic garbage collector is paused during a call.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from itertools import accumulate
+from collections.abc import Mapping
 
 import numpy as np
 
 from collectives.ir import Schedule, chunk_bounds
-from collectives.metrics import algbw as _algbw
-from collectives.metrics import busbw as _busbw
-from sim.fabric import AnalyticFabric, fabric_for, figures_key, pattern_key, with_routing
+from sim import fastpath as _fp
+from sim.costs import flow_figures
+from sim.fabric import fabric_for, figures_key, with_routing
+from sim.fastpath import (
+    Entry,
+    ExactCheck,
+    Totals,
+    entry_cost,
+    make_timeline,
+    prefetch,
+    step_extremes,
+    step_key,
+    transfer_bytes,
+)
+from sim.flows import simulate_flows
 from sim.models import MODELS, Contention, Hockney, LogGP, model_params
-from sim.table import Record, make_record
+from sim.results import LinkStats, SimResult, StepStats, Timeline
 from topologies.io import gc_paused
 
 __all__ = ["LinkStats", "SimResult", "StepStats", "Timeline", "simulate"]
 
 #: Above this many transfers the per-transfer timeline is off unless asked for.
 TIMELINE_LIMIT = 1_000_000
-#: Per-call pattern transfers accumulated before their bytes are folded into the totals.
-_FLUSH_LIMIT = 4_000_000
-#: Distinct (src, dst) pairs beyond which the analytic network keeps no per-link figures.
-_ANALYTIC_LINK_LIMIT = 16_000_000
-#: Transfers of upcoming new steps whose patterns are routed and costed together, ahead of use.
-_PREFETCH = 1 << 18
-#: Steps of at most this many transfers have their durations computed, and their first start /
-#: last end taken, in batches (of up to _SMALL_HELD transfers: small enough to stay in cache);
-#: a larger step pays the per-call overhead alone.
-_SMALL_STEP = 512
-_SMALL_HELD = 1 << 15
-
-
-@dataclass(frozen=True, eq=False)
-class StepStats:
-    """Per step: first start, last end, bytes moved and number of transfers (arrays)."""
-
-    start: np.ndarray
-    end: np.ndarray
-    bytes: np.ndarray
-    transfers: np.ndarray
-
-    @property
-    def duration(self) -> np.ndarray:
-        return self.end - self.start
-
-
-@dataclass(frozen=True, eq=False)
-class Timeline:
-    """Every transfer, in schedule order: step, src, dst, bytes, reduce, start, end (arrays)."""
-
-    step: np.ndarray
-    src: np.ndarray
-    dst: np.ndarray
-    bytes: np.ndarray
-    reduce: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.step)
-
-    def of_rank(self, rank: int) -> Timeline:
-        """The transfers that ``rank`` sends or receives."""
-        sel = (self.src == rank) | (self.dst == rank)
-        return Timeline(*(getattr(self, f)[sel] for f in
-                          ("step", "src", "dst", "bytes", "reduce", "start", "end")))
-
-
-class LinkStats:
-    """Per directed link that carried data: its ends (``names``: node labels, or ranks on the
-    analytic network), bytes carried, bandwidth, busy time (``bytes / bandwidth``: the time the
-    link needs at full rate for what it carried) and utilisation (busy time / collective time).
-
-    ``ids`` are the links' ids in the compiled network (pair keys ``src * p + dst`` on the
-    analytic network); ``names`` is built on first use. Under Hockney, which ignores sharing,
-    a utilisation above 1 flags a link asked to carry more than it can in the time.
-    """
-
-    def __init__(self, ids, nbytes, bandwidth, time_s, namer):
-        self.ids = ids
-        self.bytes = nbytes
-        self.bandwidth = bandwidth
-        self.busy_s = nbytes / bandwidth if len(nbytes) else np.zeros(0)
-        self.utilisation = self.busy_s / time_s if time_s > 0 else np.zeros_like(self.busy_s)
-        self._namer = namer
-        self._names = None
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __repr__(self) -> str:
-        top = f", busiest {self.names[int(np.argmax(self.busy_s))]}" if len(self) else ""
-        return f"LinkStats({len(self)} links{top})"
-
-    @property
-    def names(self) -> list[tuple]:
-        if self._names is None:
-            self._names = self._namer(self.ids) if len(self.ids) else []
-        return self._names
-
-    def as_dict(self) -> dict[tuple, float]:
-        """``{(u, v): utilisation}``, as :func:`sim.plots.plot_link_utilisation` takes it."""
-        return dict(zip(self.names, self.utilisation.tolist(), strict=True))
-
-    def busiest(self, count: int = 5) -> list[tuple[tuple, float, float]]:
-        """The ``count`` busiest links as ``(link, bytes, utilisation)``."""
-        order = np.argsort(-self.busy_s, kind="stable")[:count]
-        names = self._namer(self.ids[order]) if len(order) else []
-        return [(names[j], float(self.bytes[i]), float(self.utilisation[i]))
-                for j, i in enumerate(order)]
-
-
-@dataclass(frozen=True, eq=False)
-class SimResult:
-    """What :func:`simulate` computed.
-
-    ``time_s`` is the collective's completion time; ``steps`` the per-step breakdown;
-    ``rank_finish``/``rank_bytes_sent``/``rank_bytes_received`` per rank; ``timeline`` every
-    transfer's start and end (None when not kept); ``links`` the per-link figures (None on an
-    analytic network too large to list).
-    """
-
-    collective: str
-    algorithm: str
-    nranks: int
-    nbytes: int
-    itemsize: int
-    model: str
-    params: object
-    topology: str
-    time_s: float
-    nsteps: int
-    ntransfers: int
-    steps: StepStats
-    rank_finish: np.ndarray
-    rank_bytes_sent: np.ndarray
-    rank_bytes_received: np.ndarray
-    timeline: Timeline | None = field(default=None, repr=False)
-    links: LinkStats | None = field(default=None, repr=False)
-    #: completion - the last rank's arrival (``time_s`` counts from the first arrival)
-    time_from_last_s: float | None = None
-
-    @property
-    def algbw(self) -> float:
-        """Bytes of the full vector per second of collective time (nccl-tests' algbw)."""
-        return _algbw(self.nbytes, self.time_s)
-
-    @property
-    def busbw(self) -> float:
-        """algbw times nccl-tests' bus factor for the collective."""
-        return _busbw(self.collective, self.nranks, self.nbytes, self.time_s)
-
-    def record(self, dtype: str = "uint8", redop: str = "sum", **extra) -> Record:
-        """The result as a :class:`sim.table.Record` (for the shared table printer)."""
-        return make_record(self.collective, self.algorithm, self.nranks, self.nbytes,
-                           self.nbytes // self.itemsize, dtype,
-                           redop if self.collective != "allgather" else "none",
-                           self.time_s, None, **extra)
-
-    def as_dict(self) -> dict:
-        """Headline figures as plain JSON-able values."""
-        from dataclasses import asdict
-
-        return {
-            "collective": self.collective, "algorithm": self.algorithm, "ranks": self.nranks,
-            "bytes": self.nbytes, "time_s": self.time_s, "algbw": self.algbw,
-            "busbw": self.busbw, "model": self.model, "params": asdict(self.params),
-            "topology": self.topology, "steps": self.nsteps, "transfers": self.ntransfers,
-            "time_from_last_s": self.time_from_last_s,
-        }
-
-    def summary(self, links: int = 3) -> str:
-        """A few readable lines: the headline, the slowest steps and the busiest links."""
-        from topologies.units import format_bandwidth, format_bytes, format_time
-
-        lines = [
-            f"{self.collective}/{self.algorithm} on {self.nranks} ranks, "
-            f"{format_bytes(self.nbytes)}, {self.model} on {self.topology}: "
-            f"{format_time(self.time_s)}, algbw {format_bandwidth(self.algbw)}, "
-            f"busbw {format_bandwidth(self.busbw)} ({self.nsteps} steps, "
-            f"{self.ntransfers} transfers)"
-        ]
-        if self.links is not None and links:
-            for name, b, u in self.links.busiest(links):
-                lines.append(f"  link {name}: {format_bytes(b)}, utilisation {u:.1%}")
-        return "\n".join(lines)
+#: The most transfers the event-driven flow simulation takes on (it handles some 10^3 - 10^5
+#: transfers a second, against 10^6 - 10^9 on the fast path): beyond it a contention run that
+#: needs it is refused with a clear message rather than left running for hours.
+FLOW_LIMIT = 1_000_000
+_min, _max = np.minimum.reduce, np.maximum.reduce
 
 
 # --------------------------------------------------------------------------- set-up helpers
@@ -276,237 +118,35 @@ def _resolve(topology, model, params):
     return topology, params
 
 
-class _Entry:
-    """Per-call cache for one set of step arrays: its pattern and what follows from it."""
-
-    __slots__ = ("pat", "src", "dst", "reduce", "any_reduce", "single_run", "tb", "cost",
-                 "total", "acc", "uses", "lat", "inv", "owner", "perm", "gscale")
-
-    def __init__(self, step, pat, fabric, params, fkey, gscale=None):
-        self.pat = pat
-        self.src, self.dst = step.src, step.dst
-        red = step.reduce
-        self.reduce = red if red.dtype == np.bool_ else np.asarray(red, dtype=bool)
-        # only read where a reduction costs something
-        self.any_reduce = bool(params.gamma) and bool(self.reduce.any())
-        # per-transfer factor on gamma: the receiving rank's reduce_scale
-        self.gscale = None if gscale is None or not self.any_reduce else gscale[step.dst]
-        m = len(step)
-        # one run per transfer: run_ptr is 0..m (compared as bytes: one memcmp, no ufuncs)
-        self.single_run = len(step.run_len) == m and step.run_ptr.tobytes() == _iota_bytes(m + 1)
-        self.owner = None if self.single_run else step.run_owner()
-        self.lat, self.inv = fabric.figures(pat, params, fkey)
-        self.perm = pat.permutation(fabric.nranks)
-        self.tb = self.cost = self.total = None
-        self.acc = None
-        self.uses = 0
-
-
-_IOTA: dict = {}
-_min, _max = np.minimum.reduce, np.maximum.reduce
-
-
-def _iota_bytes(n: int) -> bytes:
-    """``np.arange(n, dtype=np.int64).tobytes()`` (the last few sizes kept)."""
-    got = _IOTA.get(n)
-    if got is None:
-        if len(_IOTA) > 16:
-            _IOTA.clear()
-        got = _IOTA[n] = np.arange(n, dtype=np.int64).tobytes()
-    return got
-
-
-def _step_key(st) -> tuple:
-    """Identity of a step's arrays (steps that share them, like a ring's, share an entry)."""
-    return (id(st.src), id(st.dst), id(st.reduce), id(st.run_ptr), id(st.run_len))
-
-
-def _prefetch(steps, k, entries, fabric, params, fkey, size, gscale=None) -> tuple[int, int]:
-    """Make the entries of the steps from ``k`` on that have none, up to ``_PREFETCH``
-    transfers: their patterns are routed and costed together and, when every chunk has
-    ``size`` bytes (``size`` None otherwise), their bytes and durations computed together.
-
-    Returns the index of the first step not looked at and the transfers of the new entries.
-    Batching changes no number: every figure is elementwise, and per-step byte totals are
-    sums of whole numbers.
-    """
-    fresh: dict = {}
-    total = 0
-    n = len(steps)
-    while k < n and total < _PREFETCH:
-        st = steps[k]
-        k += 1
-        key = _step_key(st)
-        if key in entries or key in fresh or not len(st):
-            continue
-        fresh[key] = (st, pattern_key(st.src, st.dst))
-        total += len(st)
-    if len(fresh) > 1:
-        pats = fabric.prepare([(pk, st.src, st.dst) for st, pk in fresh.values()], params, fkey)
+def _per_rank(values, p: int, what: str, default: float, positive: bool) -> np.ndarray | None:
+    """A per-rank sequence (length ``p``) or mapping rank -> number as an array (None when
+    ``values`` is None); one clear ValueError for a bad rank or number."""
+    if values is None:
+        return None
+    need = "> 0" if positive else ">= 0"
+    if isinstance(values, Mapping):
+        out = np.full(p, default, dtype=np.float64)
+        items = values.items()
     else:
-        pats = [fabric.pattern(st.src, st.dst, pk) for st, pk in fresh.values()]
-    made = []
-    for (key, (st, _)), pat in zip(fresh.items(), pats, strict=True):
-        ent = entries[key] = _Entry(st, pat, fabric, params, fkey, gscale)
-        if size is not None and ent.single_run and len(st) <= _SMALL_STEP:
-            made.append((st, ent))
-    if len(made) > 1:
-        _batch_costs(made, size, params)
-    return k, total
-
-
-def _flat(values, sizes):
-    """Per-entry figures (arrays, or scalars for every transfer) as one array, or one scalar
-    when all are the same scalar."""
-    if not any(isinstance(v, np.ndarray) for v in values) and len(set(map(float, values))) == 1:
-        return values[0]
-    return np.concatenate([v if isinstance(v, np.ndarray) else np.full(m, v, dtype=np.float64)
-                           for v, m in zip(values, sizes, strict=True)])
-
-
-def _batch_costs(made, size, params) -> None:
-    """Bytes, durations and byte totals of single-run entries under uniform chunks, in one pass;
-    the entries keep slices (first use still to come: ``uses`` 0)."""
-    sizes = [len(st) for st, _ in made]
-    tb = np.concatenate([st.run_len for st, _ in made]) * size
-    ents = [ent for _, ent in made]
-    any_reduce = any(ent.any_reduce for ent in ents)
-    red = np.concatenate([ent.reduce for ent in ents]) if any_reduce else None
-    gs = None
-    if any(ent.gscale is not None for ent in ents):
-        gs = np.concatenate([np.ones(m) if e.gscale is None else e.gscale
-                             for e, m in zip(ents, sizes, strict=True)])
-    cost = _cost_of(_flat([e.lat for e in ents], sizes), _flat([e.inv for e in ents], sizes),
-                    red, any_reduce, tb, params, gs)
-    offs = [0, *accumulate(sizes)]
-    totals = np.add.reduceat(tb, offs[:-1]).tolist()
-    for i, ent in enumerate(ents):
-        a, b = offs[i], offs[i + 1]
-        ent.tb = ent.acc = tb[a:b]
-        ent.cost, ent.total, ent.uses = cost[a:b], totals[i], 0
-
-
-def _transfer_bytes(step, ent, nchunks, prefix2, size):
-    """Bytes of every transfer of ``step``: runs of ``size``-byte chunks, or (``size`` None)
-    a prefix-sum difference."""
-    m = len(step)
-    if size is not None:
-        rb = step.run_len * size
-    else:
-        a = step.starts(nchunks)
-        rb = prefix2[a + step.run_len] - prefix2[a]
-    if ent.single_run:
-        return rb if rb.dtype == np.float64 else rb.astype(np.float64)
-    return np.bincount(ent.owner, weights=rb, minlength=m)
-
-
-def _cost(ent, tb, params):
-    """Duration of every transfer of an entry, given its bytes."""
-    return _cost_of(ent.lat, ent.inv, ent.reduce, ent.any_reduce, tb, params, ent.gscale)
-
-
-def _cost_of(lat, inv, reduce, any_reduce, tb, params, gscale=None):
-    if params.name == "loggp":
-        cost = 2.0 * params.o + lat + np.maximum(tb - 1.0, 0.0) * inv
-    else:
-        cost = lat + tb * inv
-    if any_reduce:
-        gamma = params.gamma if gscale is None else params.gamma * gscale
-        cost = cost + np.where(reduce, tb * gamma, 0.0)
-    if getattr(cost, "shape", None) != tb.shape or cost.dtype != np.float64:
-        cost = np.broadcast_to(np.asarray(cost, dtype=np.float64), tb.shape)
-    return cost
-
-
-class _Totals:
-    """Bytes per rank and per link, folded in from the per-call entries."""
-
-    def __init__(self, fabric, nranks):
-        self.fabric = fabric
-        self.sent = np.zeros(nranks)
-        self.received = np.zeros(nranks)
-        analytic = isinstance(fabric, AnalyticFabric)
-        self.link_bytes = None if analytic else np.zeros(fabric.net.nlinks)
-        self.keys: list = [] if analytic else None
-        self.key_bytes: list = []
-        self.nkeys = 0
-
-    def fold(self, entries):
-        # Entries of one pattern (a Rabenseifner all-gather step and its reduce-scatter
-        # mirror) are summed first: the bytes are whole numbers, so the order is immaterial.
-        acc_of: dict = {}
-        for ent in entries:
-            if ent.acc is None or not ent.uses:
-                continue
-            acc = ent.acc * ent.uses if ent.uses > 1 else ent.acc
-            got = acc_of.get(id(ent.pat))
-            acc_of[id(ent.pat)] = (ent.pat, acc if got is None else got[1] + acc)
-        if not acc_of:
-            return
-        pats = [pat for pat, _ in acc_of.values()]
-        acc = np.concatenate([a for _, a in acc_of.values()])
-        p = len(self.sent)
-        self.sent += np.bincount(np.concatenate([pat.src for pat in pats]), weights=acc,
-                                 minlength=p)
-        self.received += np.bincount(np.concatenate([pat.dst for pat in pats]), weights=acc,
-                                     minlength=p)
-        if self.link_bytes is not None:
-            nl = len(self.link_bytes)
-            rest = []
-            for pat, a in acc_of.values():
-                if pat.m > _SMALL_STEP and a.min() == a.max():
-                    # every transfer of a large pattern carries the same bytes: count the
-                    # links' uses instead of weighting every entry
-                    self.link_bytes += np.bincount(pat.links[: pat.ptr[-1]], minlength=nl) * a[0]
-                else:
-                    rest.append((pat, a))
-            if rest:
-                links = np.concatenate([pat.links[: pat.ptr[-1]] for pat, _ in rest])
-                per_link = np.repeat(np.concatenate([a for _, a in rest]),
-                                     np.concatenate([pat.lens for pat, _ in rest]))
-                self.link_bytes += np.bincount(links, weights=per_link, minlength=nl)
-            return
-        links = np.concatenate([pat.links[: pat.ptr[-1]] for pat in pats])
-        per_link = np.repeat(acc, np.concatenate([pat.lens for pat in pats]))
-        if self.keys is not None:
-            self.keys.append(links)
-            self.key_bytes.append(per_link)
-            self.nkeys += len(links)
-            if self.nkeys > 4 * _ANALYTIC_LINK_LIMIT:
-                self._compact()
-                if self.nkeys > _ANALYTIC_LINK_LIMIT:
-                    self.keys = None
-                    self.key_bytes = []
-
-    def _compact(self):
-        if self.keys:
-            keys, inv = np.unique(np.concatenate(self.keys), return_inverse=True)
-            self.key_bytes = [np.bincount(inv, weights=np.concatenate(self.key_bytes))]
-            self.keys = [keys]
-            self.nkeys = len(keys)
-
-    def link_stats(self, params, time_s) -> LinkStats | None:
-        fab = self.fabric
-        inv = params.G if params.name == "loggp" else params.beta
-        # beta = 0 is an infinitely fast link: it carries bytes but is never busy.
-        rate = None if inv is None else (1.0 / inv if inv > 0 else np.inf)
-        if self.link_bytes is not None:
-            ids = np.flatnonzero(self.link_bytes > 0)
-            b = self.link_bytes[ids]
-            bw = fab.net.link_bandwidth[ids] if rate is None else np.full(len(ids), rate)
-        elif self.keys is not None:
-            self._compact()
-            ids = self.keys[0] if self.keys else np.zeros(0, dtype=np.int64)
-            b = self.key_bytes[0] if self.keys else np.zeros(0)
-            nz = b > 0
-            ids, b = ids[nz], b[nz]
-            bw = np.full(len(ids), rate)
-        else:
-            return None
-        return LinkStats(ids, b, bw, time_s, fab.link_names)
-
-
-# --------------------------------------------------------------------------- the simulator
+        try:
+            seq = list(values)
+        except TypeError:
+            raise ValueError(f"simulate: {what} must be a sequence of {p} numbers or a mapping "
+                             f"rank -> number, got {type(values).__name__}") from None
+        if len(seq) != p:
+            raise ValueError(f"simulate: {what} has {len(seq)} entries for {p} ranks; give one "
+                             f"per rank or a mapping rank -> number")
+        out = np.empty(p, dtype=np.float64)
+        items = enumerate(seq)
+    for rank, v in items:
+        if isinstance(rank, bool) or not isinstance(rank, int | np.integer) or not 0 <= rank < p:
+            raise ValueError(f"simulate: {what} names rank {rank!r}; ranks are 0..{p - 1}")
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) \
+                or not np.isfinite(v) or (v <= 0 if positive else v < 0):
+            raise ValueError(f"simulate: {what} of rank {rank} must be a finite number {need}, "
+                             f"got {v!r}")
+        out[rank] = float(v)
+    return out
 
 
 def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
@@ -526,8 +166,8 @@ def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
         Size of the full vector in bytes (for all-gather: the gathered output). Chunk ``c`` of
         ``C`` holds elements ``[c*n//C, (c+1)*n//C)`` of ``n = nbytes // itemsize`` elements.
     model : {"hockney", "contention", "loggp"} or a parameter object, optional
-        The cost model (see :mod:`sim.models`); default: the kind of ``params`` (or of a
-        parameter object given as ``topology``), else Hockney.
+        The cost model (see :mod:`sim.models`, docs/models.md); default: the kind of
+        ``params`` (or of a parameter object given as ``topology``), else Hockney.
     placement : optional
         Rank -> endpoint placement, as :func:`topologies.place` takes it.
     params : Hockney, Contention, LogGP or dict, optional
@@ -538,12 +178,11 @@ def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
         Keep every transfer's start and end; default on up to a million transfers.
     routing : str, optional
         Routing policy (``topologies.POLICIES``; docs/routing.md); default the network's own.
-    arrival : sequence of p floats or mapping rank -> seconds, optional
-        When each rank enters the collective (default 0): a rank's first transfer starts no
-        earlier. ``time_s`` then counts from the first arrival, ``time_from_last_s`` from
-        the last.
-    reduce_scale : mapping rank -> factor, optional
-        Multiplies gamma for the reductions done at that rank (a slower reduction: factor > 1).
+    arrival : sequence of p numbers or mapping rank -> seconds, optional
+        When each rank enters the collective (default 0 for all): no transfer of a rank starts
+        before it. ``time_s`` counts from the first arrival, ``time_from_last_s`` from the last.
+    reduce_scale : mapping rank -> factor (or a sequence of p factors), optional
+        Multiplies ``gamma`` for the reductions done at that rank (a slow rank); factors > 0.
 
     Examples
     --------
@@ -560,68 +199,94 @@ def simulate(schedule: Schedule, topology=None, nbytes: int = 0, model=None, *,
                          timeline, arrival, reduce_scale)
 
 
-def _per_rank(values, p: int, what: str, default: float) -> np.ndarray | None:
-    """``values`` (a sequence of p numbers or a mapping rank -> number) as an array of p, or
-    None when not given; a rank out of range or a non-number is a one-line ValueError."""
-    if values is None:
-        return None
-    out = np.full(p, default, dtype=np.float64)
-    if isinstance(values, dict):
-        items = list(values.items())
-    else:
-        items = list(enumerate(values))
-        if len(items) != p:
-            raise ValueError(f"simulate: {what} lists {len(items)} values for {p} ranks; give "
-                             f"one per rank or a mapping rank -> value")
-    for rank, v in items:
-        if isinstance(rank, bool) or not isinstance(rank, int | np.integer) \
-                or not 0 <= rank < p:
-            raise ValueError(f"simulate: {what}: rank {rank!r} out of range 0..{p - 1}")
-        try:
-            out[rank] = float(v)
-        except (TypeError, ValueError):
-            raise ValueError(f"simulate: {what}: rank {rank} has {v!r}, not a number") from None
-    if not np.isfinite(out).all():
-        raise ValueError(f"simulate: {what} must be finite")
-    return out
+class _Run:
+    """What one call works on (set up once, read by both paths)."""
+
+    def __init__(self, schedule, fabric, params, nbytes, itemsize, keep, arrival, rscale):
+        self.schedule, self.fabric, self.params = schedule, fabric, params
+        self.p = schedule.nranks
+        self.keep = keep
+        self.arrival = arrival
+        self.rscale = rscale
+        C = self.nchunks = schedule.nchunks
+        n_elems = nbytes // itemsize
+        # Chunk c holds elements [c n / C, (c + 1) n / C): all the same size when C divides n.
+        self.uniform = n_elems % C == 0
+        self.size = self.prefix2 = None
+        if self.uniform:
+            self.size = np.float64(n_elems // C) * itemsize
+        else:
+            sizes = np.diff(chunk_bounds(n_elems, C)).astype(np.float64) * itemsize
+            self.prefix2 = np.concatenate(([0.0], np.cumsum(np.concatenate((sizes, sizes)))))
 
 
 def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, timeline,
-              arrival=None, reduce_scale=None) -> SimResult:
+              arrival, reduce_scale) -> SimResult:
     topology, params = _resolve(topology, model, params)
     p = schedule.nranks
-    arrive = _per_rank(arrival, p, "arrival", 0.0)
-    if arrive is not None and (arrive < 0).any():
-        r = int(np.flatnonzero(arrive < 0)[0])
-        raise ValueError(f"simulate: arrival of rank {r} is {float(arrive[r])!r}; times must "
-                         f"be >= 0")
-    gscale = _per_rank(reduce_scale, p, "reduce_scale", 1.0)
-    if gscale is not None and (gscale <= 0).any():
-        r = int(np.flatnonzero(gscale <= 0)[0])
-        raise ValueError(f"simulate: reduce_scale of rank {r} is {float(gscale[r])!r}; "
-                         f"factors must be > 0")
     if isinstance(itemsize, bool) or not isinstance(itemsize, int) or itemsize < 1:
         raise ValueError(f"simulate: itemsize must be a positive integer, got {itemsize!r}")
     if isinstance(nbytes, bool) or not isinstance(nbytes, int | np.integer) or nbytes < 0:
         raise ValueError(f"simulate: nbytes must be a non-negative integer, got {nbytes!r}")
     nbytes = int(nbytes)
+    arr = _per_rank(arrival, p, "arrival", 0.0, positive=False)
+    rscale = _per_rank(reduce_scale, p, "reduce_scale", 1.0, positive=True)
+    if rscale is not None and (rscale == 1.0).all():
+        rscale = None
     fabric = fabric_for(topology, p, placement)
-    C = schedule.nchunks
-    n_elems = nbytes // itemsize
-    # Chunk c holds elements [c n / C, (c + 1) n / C): all the same size when C divides n.
-    uniform = n_elems % C == 0
-    size = prefix2 = None
-    if uniform:
-        size = np.float64(n_elems // C) * itemsize
-    else:
-        sizes = np.diff(chunk_bounds(n_elems, C)).astype(np.float64) * itemsize
-        prefix2 = np.concatenate(([0.0], np.cumsum(np.concatenate((sizes, sizes)))))
-    nsteps = len(schedule.steps)
     ntransfers = schedule.ntransfers
     keep = ntransfers <= TIMELINE_LIMIT if timeline is None else bool(timeline)
-    loggp = params.name == "loggp"
+    run = _Run(schedule, fabric, params, nbytes, itemsize, keep,
+               np.zeros(p) if arr is None else arr, rscale)
+    path = "none"
+    if params.name == "contention":
+        out = _step_loop(run, ExactCheck(fabric))
+        path = "fast"
+        if out is None:
+            if ntransfers > FLOW_LIMIT:
+                raise ValueError(
+                    f"contention: {ntransfers} transfers re-share links (flows that start or "
+                    f"end apart), and the flow simulation takes at most {FLOW_LIMIT}; use "
+                    f"fewer ranks, a routing without shared links, or --model hockney")
+            out = _flow_path(run)
+            path = "flow"
+    else:
+        out = _step_loop(run, None)
+    ready, s_start, s_end, s_bytes, s_count, timeline_obj, totals = out
+    completion = float(ready.max()) if p else 0.0
+    first = float(run.arrival.min()) if p else 0.0
+    last = float(run.arrival.max()) if p else 0.0
+    time_s = completion - first
+    return SimResult(
+        collective=schedule.collective, algorithm=schedule.algorithm, nranks=p, nbytes=nbytes,
+        itemsize=itemsize, model=params.name, params=params, topology=fabric.description,
+        time_s=time_s, nsteps=len(schedule.steps), ntransfers=ntransfers,
+        steps=StepStats(s_start, s_end, s_bytes, s_count), rank_finish=ready,
+        rank_bytes_sent=totals.sent, rank_bytes_received=totals.received,
+        timeline=timeline_obj, links=totals.link_stats(params, time_s),
+        time_from_last_s=completion - last, path=path,
+    )
 
-    ready = np.zeros(p) if arrive is None else arrive.copy()
+
+def _run_ends(keys: list) -> list[int]:
+    """``ends[k]``: the first step after ``k`` whose arrays differ from step ``k``'s."""
+    n = len(keys)
+    ends = [n] * n
+    for k in range(n - 2, -1, -1):
+        ends[k] = ends[k + 1] if keys[k + 1] == keys[k] else k + 1
+    return ends
+
+
+def _step_loop(run, check):
+    """Run the schedule step by step with per-step rates; None when ``check`` (contention)
+    cannot prove a step exact."""
+    schedule, fabric, params = run.schedule, run.fabric, run.params
+    p, keep, uniform, size, prefix2 = run.p, run.keep, run.uniform, run.size, run.prefix2
+    C = run.nchunks
+    steps = schedule.steps
+    nsteps = len(steps)
+    loggp = params.name == "loggp"
+    ready = run.arrival.copy()
     next_send = np.zeros(p) if loggp else None
     s_start = np.zeros(nsteps)
     s_end = np.zeros(nsteps)
@@ -632,48 +297,59 @@ def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, ti
     scanned = 0
     fkey = figures_key(params)
     pending = 0
-    totals = _Totals(fabric, p)
+    totals = Totals(fabric, p)
+    keys = [step_key(st) for st in steps]
+    # A run of equal steps may be applied as a translation (module docstring): not where the
+    # timeline is kept or LogGP's send gaps carry state, and only with bytes fixed per entry.
+    can_shift = not keep and not loggp and uniform
+    ends = _run_ends(keys) if can_shift else None
 
     # Small steps' first start and last end are taken in batches (two calls per step less).
     held = ([], [], [])
     held_n = 0
-    for k, st in enumerate(schedule.steps):
+    k = 0
+    while k < nsteps:
+        st = steps[k]
         m = len(st)
         s_count[k] = m
         if m == 0:
             if held_n:
-                held_n = _step_extremes(held, s_start, s_end)
+                held_n = step_extremes(held, s_start, s_end)
             s_start[k] = s_end[k] = s_end[k - 1] if k else 0.0
+            k += 1
             continue
-        key = _step_key(st)
+        key = keys[k]
         ent = entries.get(key)
         if ent is None:
-            if pending > _FLUSH_LIMIT:
+            if pending > _fp.FLUSH_LIMIT:
                 totals.fold(entries.values())
                 entries.clear()
                 pending = 0
             if k >= scanned:
-                scanned, added = _prefetch(schedule.steps, k, entries, fabric, params, fkey,
-                                           size, gscale)
+                scanned, added = prefetch(steps, k, entries, fabric, params, fkey, size,
+                                          run.rscale)
                 pending += added
                 ent = entries[key]
             else:  # its prefetched entry went with a flush
-                ent = entries[key] = _Entry(st, fabric.pattern(st.src, st.dst), fabric, params,
-                                            fkey, gscale)
+                ent = entries[key] = Entry(st, fabric.pattern(st.src, st.dst), fabric, params,
+                                           fkey, run.rscale)
                 pending += m
         src, dst = ent.src, ent.dst
         if uniform and ent.cost is not None:
             tb, cost, total = ent.tb, ent.cost, ent.total
             ent.uses += 1  # the first use of a prefetched entry makes it 1
         else:
-            tb = _transfer_bytes(st, ent, C, prefix2, size)
-            cost = _cost(ent, tb, params)
+            tb = transfer_bytes(st, ent, C, prefix2, size)
+            cost = entry_cost(ent, tb, params)
             total = float(tb.sum())
             if uniform:
                 ent.tb, ent.cost, ent.total, ent.acc, ent.uses = tb, cost, total, tb, 1
             else:
                 ent.acc = tb.copy() if ent.acc is None else ent.acc + tb
                 ent.uses = 1
+        # a translation needs this step's move of every rank: keep the state before it
+        shift_run = (can_shift and k > 0 and keys[k - 1] == key and ends[k] > k + 1)
+        before = ready.copy() if shift_run else None
         perm = ent.perm
         if perm is not None and not loggp:
             # Every rank sends once and receives once: ready_new[r] is the later of the ends
@@ -702,7 +378,31 @@ def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, ti
             else:
                 np.maximum.at(ready, src, end)
                 np.maximum.at(ready, dst, end)
-        if m > _SMALL_STEP:
+        if check is not None and not check.step(ent, start, tb):
+            return None
+        s_bytes[k] = total
+        if keep:
+            tl.append((k, st, tb, start, end))
+        if shift_run:
+            moved = ready - before
+            delta = moved[0]
+            if _min(moved) == delta == _max(moved):
+                # Every rank moved by delta: each later step of the run moves it by delta
+                # again (a step commutes with a uniform translation of the ready times).
+                first, last = _min(start), _max(end)
+                n = ends[k] - k - 1
+                by = np.arange(0, n + 1, dtype=np.float64) * delta
+                s_start[k:k + n + 1] = first + by
+                s_end[k:k + n + 1] = last + by
+                s_bytes[k + 1:k + n + 1] = total
+                s_count[k + 1:k + n + 1] = m
+                ready = ready + n * delta
+                ent.uses += n
+                if check is not None:
+                    check.shift(ent, n * delta)
+                k += n + 1
+                continue
+        if m > _fp.SMALL_STEP:
             s_start[k] = _min(start)
             s_end[k] = _max(end)
         else:
@@ -710,56 +410,93 @@ def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, ti
             held[1].append(start)
             held[2].append(end)
             held_n += m
-            if held_n > _SMALL_HELD:
-                held_n = _step_extremes(held, s_start, s_end)
-        s_bytes[k] = total
-        if keep:
-            tl.append((k, st, tb, start, end))
+            if held_n > _fp.SMALL_HELD:
+                held_n = step_extremes(held, s_start, s_end)
+        k += 1
 
     if held_n:
-        _step_extremes(held, s_start, s_end)
+        step_extremes(held, s_start, s_end)
     totals.fold(entries.values())
-    time_s = float(ready.max()) if p else 0.0
-    time_last = time_s
-    if arrive is not None and p:
-        time_s, time_last = time_s - float(arrive.min()), time_s - float(arrive.max())
-    timeline_obj = None
-    if keep:
-        timeline_obj = _timeline(tl)
-    return SimResult(
-        collective=schedule.collective, algorithm=schedule.algorithm, nranks=p, nbytes=nbytes,
-        itemsize=itemsize, model=params.name, params=params, topology=fabric.description,
-        time_s=time_s, nsteps=nsteps, ntransfers=ntransfers,
-        steps=StepStats(s_start, s_end, s_bytes, s_count), rank_finish=ready,
-        rank_bytes_sent=totals.sent, rank_bytes_received=totals.received,
-        timeline=timeline_obj, links=totals.link_stats(params, time_s),
-        time_from_last_s=time_last,
-    )
+    return (ready, s_start, s_end, s_bytes, s_count, make_timeline(tl) if keep else None,
+            totals)
 
 
-def _step_extremes(held, s_start, s_end) -> int:
-    """Fill in the first start and last end of the held steps (``held``: their indices,
-    start and end arrays, emptied); return 0, the transfers now held."""
-    ks, starts, ends = held
-    offs = [0, *accumulate(len(a) for a in starts[:-1])]
-    s_start[ks] = np.minimum.reduceat(np.concatenate(starts), offs)
-    s_end[ks] = np.maximum.reduceat(np.concatenate(ends), offs)
-    for lst in held:
-        lst.clear()
-    return 0
-
-
-def _timeline(parts) -> Timeline:
+def _flow_path(run):
+    """Run the whole schedule through the flow simulation (:mod:`sim.flows`)."""
+    schedule, fabric, params = run.schedule, run.fabric, run.params
+    p, C = run.p, run.nchunks
+    steps = schedule.steps
+    nsteps = len(steps)
+    # Latency and bottleneck of each path: Hockney's figures under the same overrides.
+    plain = Hockney(alpha=params.alpha, beta=params.beta, gamma=params.gamma)
+    fkey = figures_key(plain)
+    entries: dict = {}
+    parts = []
+    s_count = np.zeros(nsteps, dtype=np.int64)
+    s_bytes = np.zeros(nsteps)
+    for k, st in enumerate(steps):
+        m = s_count[k] = len(st)
+        if not m:
+            continue
+        key = step_key(st)
+        ent = entries.get(key)
+        if ent is None:
+            ent = entries[key] = Entry(st, fabric.pattern(st.src, st.dst), fabric, plain, fkey,
+                                       run.rscale)
+        tb = transfer_bytes(st, ent, C, run.prefix2, run.size)
+        ent.acc = tb.copy() if ent.acc is None else ent.acc + tb
+        ent.uses = 1
+        s_bytes[k] = float(tb.sum())
+        parts.append((k, st, ent, tb))
+    totals = Totals(fabric, p)
+    totals.fold(entries.values())
     if not parts:
-        z = np.zeros(0)
-        zi = np.zeros(0, dtype=np.int64)
-        return Timeline(zi, zi, zi, z, np.zeros(0, dtype=bool), z, z)
-    return Timeline(
-        np.concatenate([np.full(len(st), k, dtype=np.int64) for k, st, *_ in parts]),
-        np.concatenate([st.src for _, st, *_ in parts]).astype(np.int64),
-        np.concatenate([st.dst for _, st, *_ in parts]).astype(np.int64),
-        np.concatenate([np.asarray(tb, dtype=np.float64) for _, _, tb, _, _ in parts]),
-        np.concatenate([np.asarray(st.reduce, dtype=bool) for _, st, *_ in parts]),
-        np.concatenate([s for *_, s, _ in parts]),
-        np.concatenate([e for *_, e in parts]),
-    )
+        z = np.zeros(nsteps)
+        return (run.arrival.copy(), z, z.copy(), s_bytes, s_count,
+                make_timeline([]) if run.keep else None, totals)
+
+    def cat(get):
+        return np.concatenate([np.broadcast_to(np.asarray(get(k, st, ent, tb),
+                                                          dtype=np.float64), (len(st),))
+                               for k, st, ent, tb in parts])
+
+    step = np.concatenate([np.full(len(st), k, dtype=np.int64) for k, st, _, _ in parts])
+    src = np.concatenate([ent.src for _, _, ent, _ in parts]).astype(np.int64)
+    dst = np.concatenate([ent.dst for _, _, ent, _ in parts]).astype(np.int64)
+    tb = np.concatenate([tb for *_, tb in parts])
+    reduce = np.concatenate([ent.reduce for _, _, ent, _ in parts])
+    lat = cat(lambda k, st, ent, tb: ent.lat)
+    with np.errstate(divide="ignore"):
+        bound = 1.0 / cat(lambda k, st, ent, tb: ent.inv)
+    lens = np.concatenate([ent.pat.lens for _, _, ent, _ in parts])
+    ptr = np.zeros(len(step) + 1, dtype=np.int64)
+    np.cumsum(lens, out=ptr[1:])
+    links = np.concatenate([ent.pat.links[: ent.pat.ptr[-1]] for _, _, ent, _ in parts])
+    share = None
+    if any(ent.pat.share is not None for _, _, ent, _ in parts):
+        share = np.concatenate([ent.pat.share if ent.pat.share is not None
+                                else np.ones(ent.pat.ptr[-1]) for _, _, ent, _ in parts])
+    links, cap = fabric.capacities(links, params)
+    gscale = None if run.rscale is None else run.rscale[dst]
+    # the bound (the path's bottleneck) is implied by the link capacities here; a
+    # message-size bandwidth factor (sim.costs) would make it a constraint of its own
+    lat, bound, post, weight = flow_figures(lat, bound, reduce, tb, params, gscale)
+    start, end, finish = simulate_flows(step, src, dst, tb, lat, post, ptr, links, cap,
+                                        nranks=p, arrival=run.arrival, share=share,
+                                        weight=weight)
+    s_start = np.zeros(nsteps)
+    s_end = np.zeros(nsteps)
+    ks = np.array([k for k, *_ in parts])
+    offs = np.r_[0, np.cumsum([len(st) for _, st, _, _ in parts])[:-1]]
+    s_start[ks] = np.minimum.reduceat(start, offs)
+    s_end[ks] = np.maximum.reduceat(end, offs)
+    last = 0.0
+    for k in range(nsteps):  # an empty step sits at the end of the one before
+        if s_count[k]:
+            last = s_end[k]
+        else:
+            s_start[k] = s_end[k] = last
+    timeline_obj = None
+    if run.keep:
+        timeline_obj = Timeline(step, src, dst, tb, reduce.astype(bool), start, end)
+    return finish, s_start, s_end, s_bytes, s_count, timeline_obj, totals

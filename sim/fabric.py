@@ -34,7 +34,8 @@ from itertools import accumulate
 import networkx as nx
 import numpy as np
 
-from sim.maxmin import maxmin_rates, maxmin_rates_many
+from sim.costs import sharing_weight
+from sim.maxmin import maxmin_rates, maxmin_rates_many, maxmin_rates_weighted
 from topologies.network import Network
 
 __all__ = ["AnalyticFabric", "GraphFabric", "Pattern", "fabric_for", "figures_key", "pattern_key",
@@ -58,7 +59,7 @@ class Pattern:
         self.src, self.dst = src, dst
         self.m = len(src)
         self.ptr, self.links = ptr, links
-        #: fraction of the flow on each entry of ``links`` (None: single paths, all 1)
+        # fraction of the flow's rate on each route entry (None: 1 everywhere, single paths)
         self.share = share
         self._unique_src = self._unique_dst = None
         self.memo: dict = {}
@@ -145,7 +146,7 @@ def pattern_key(src: np.ndarray, dst: np.ndarray) -> _PatternKey:
 def figures_key(model) -> tuple:
     """What a pattern memoises a model's figures by: the parameters that figures depend on."""
     return (type(model).__name__,) + tuple(
-        getattr(model, f) for f in ("alpha", "beta", "L", "G") if hasattr(model, f))
+        getattr(model, f) for f in ("alpha", "beta", "L", "G", "sharing") if hasattr(model, f))
 
 
 def _groups(sizes):
@@ -326,13 +327,31 @@ class AnalyticFabric(_Fabric):
             # Only transfers over the same ordered pair share a link here.
             keys, local = np.unique(pat.links, return_inverse=True)
             if len(keys) < pat.m:
-                rate = maxmin_rates(pat.ptr, local, np.full(len(keys), 1.0 / inv))
+                cap = np.full(len(keys), 1.0 / inv)
+                weight = sharing_weight(np.full(pat.m, lat), model.sharing)
+                if weight is None:
+                    rate = maxmin_rates(pat.ptr, local, cap)
+                else:
+                    rate = maxmin_rates_weighted(pat.ptr, local, cap, weight=weight)
                 return lat, 1.0 / rate
         return lat, inv
 
     def link_names(self, keys: np.ndarray) -> list[tuple]:
         return list(zip((keys // self.nranks).tolist(), (keys % self.nranks).tolist(),
                         strict=True))
+
+    def open_links(self) -> None:
+        """None: every link joins one ordered pair of ranks, so flows that share no rank
+        never share a link (see :class:`sim.fastpath.ExactCheck`)."""
+        return None
+
+    def capacities(self, links: np.ndarray, model) -> tuple[np.ndarray, np.ndarray]:
+        """``(links renumbered 0..L-1, capacity 1 / beta of each)`` for the flow simulation."""
+        keys, local = np.unique(links, return_inverse=True)
+        beta = _model_overrides(model)[1]
+        with np.errstate(divide="ignore"):
+            cap = np.full(len(keys), 1.0 / beta if beta else np.inf)
+        return local.ravel().astype(np.int64), cap
 
 
 class GraphFabric(_Fabric):
@@ -347,11 +366,16 @@ class GraphFabric(_Fabric):
         self._hop_latency = None
 
     def _routes(self, src, dst):
-        """Routes between ranks (placed on endpoints already: no need to check them)."""
+        """Routes between ranks (placed on endpoints already: no need to check them) as
+        ``(ptr, links, share)``; ``share`` is None where every flow takes one path."""
         a, b = self.rank_nodes[src], self.rank_nodes[dst]
+        if self.multipath:  # a share of the rate per route entry
+            ptr, links, share = self.net.weighted_routes(a, b, check=False)
+            share = np.asarray(share, dtype=np.float64)
+            return ptr, links, (None if (share == 1.0).all() else share)
         if isinstance(self.net, Network):
-            return self.net.routes(a, b, check=False)
-        return self.net.routes(a, b)
+            return (*self.net.routes(a, b, check=False), None)
+        return (*self.net.routes(a, b), None)
 
     @property
     def multipath(self) -> bool:
@@ -359,13 +383,9 @@ class GraphFabric(_Fabric):
         return bool(getattr(self.net, "multipath", False))
 
     def _make(self, src, dst):
-        if self.multipath:
-            ptr, links, share = self.net.weighted_routes(self.rank_nodes[src],
-                                                         self.rank_nodes[dst], check=False)
-            return Pattern(src, dst, ptr, links, share)
-        ptr, links = self._routes(src, dst)
+        ptr, links, share = self._routes(src, dst)
         return Pattern(src, dst, np.asarray(ptr, dtype=np.int64),
-                       np.asarray(links, dtype=np.int64))
+                       np.asarray(links, dtype=np.int64), share)
 
     def _make_many(self, pairs, model=None, fkey=None):
         out: list[Pattern] = []
@@ -378,7 +398,7 @@ class GraphFabric(_Fabric):
             group = pairs[i:j]
             src = np.concatenate([s for s, _ in group])
             dst = np.concatenate([d for _, d in group])
-            ptr, links = self._routes(src, dst)
+            ptr, links, share = self._routes(src, dst)
             ptr = np.asarray(ptr, dtype=np.int64)
             links = np.asarray(links, dtype=np.int64)
             sizes = [len(s) for s, _ in group]
@@ -386,12 +406,13 @@ class GraphFabric(_Fabric):
             f = 0
             for (s, d), m in zip(group, sizes, strict=True):
                 p = ptr[f:f + m + 1]
-                made.append(Pattern(s, d, p - p[0], links[p[0]:p[-1]]))
+                made.append(Pattern(s, d, p - p[0], links[p[0]:p[-1]],
+                                    None if share is None else share[p[0]:p[-1]]))
                 f += m
             _batch_flags(made, self.nranks)
             if model is not None:
-                for pat, got in zip(made, self._split(self._figures_csr(ptr, links, model, sizes),
-                                                      sizes), strict=True):
+                figs = self._figures_csr(ptr, links, model, sizes, share)
+                for pat, got in zip(made, self._split(figs, sizes), strict=True):
                     pat.memo[fkey] = got
             out.extend(made)
         return out
@@ -432,26 +453,7 @@ class GraphFabric(_Fabric):
         return np.asarray(table)[lens]
 
     def _figures(self, pat, model):
-        if pat.share is not None:
-            return self._figures_shared(pat, model)
-        return self._figures_csr(pat.ptr, pat.links, model, None)
-
-    def _figures_shared(self, pat, model):
-        """Figures of a pattern whose flows are spread over several paths (shares)."""
-        lat, inv = _model_overrides(model)
-        ptr, links, share = pat.ptr, pat.links, pat.share
-        if lat is None:
-            lat = self._reduce(np.add, self.net.link_latency[links] * share,
-                               ptr, np.arange(len(links)), 0.0)
-        cap = self.net.link_bandwidth if inv is None else np.full(self.net.nlinks, 1.0 / inv)
-        with np.errstate(divide="ignore"):
-            if model.name == "contention":
-                return lat, 1.0 / maxmin_rates(ptr, links, cap, share)
-            if inv is None:
-                neck = self._reduce(np.minimum, cap[links] / share, ptr,
-                                    np.arange(len(links)), np.inf)
-                inv = 1.0 / neck
-        return lat, inv
+        return self._figures_csr(pat.ptr, pat.links, model, None, pat.share)
 
     def _figures_many(self, pats, model):
         out: list[tuple] = []
@@ -464,33 +466,94 @@ class GraphFabric(_Fabric):
             ptr = np.zeros(sum(sizes) + 1, dtype=np.int64)
             np.cumsum(np.concatenate([p.lens for p in group]), out=ptr[1:])
             links = np.concatenate([p.links[: p.ptr[-1]] for p in group])
-            out.extend(self._split(self._figures_csr(ptr, links, model, sizes), sizes))
+            share = None
+            if any(p.share is not None for p in group):
+                share = np.concatenate([p.share if p.share is not None else np.ones(p.ptr[-1])
+                                        for p in group])
+            out.extend(self._split(self._figures_csr(ptr, links, model, sizes, share), sizes))
         return out
 
-    def _figures_csr(self, ptr, links, model, sizes):
+    def _figures_csr(self, ptr, links, model, sizes, share=None):
         """Figures of the transfers of a CSR (``sizes``: transfers per pattern when it holds
-        several, whose contention is computed apart)."""
+        several, whose contention is computed apart; ``share``: per-entry rate fractions)."""
         lat, inv = _model_overrides(model)
-        if lat is None:
+        if lat is None and share is None:
             lat = self._path_latency(ptr, links)
+        elif lat is None:  # a split flow's latency: the mean of its paths' (share-weighted)
+            lat = self._reduce(np.add, self.net.link_latency[links] * share, ptr,
+                               np.arange(len(links)), 0.0)
         if model.name == "contention":
             cap = self.net.link_bandwidth if inv is None else np.full(self.net.nlinks, 1.0 / inv)
-            if sizes is None:
+            weight = sharing_weight(np.broadcast_to(lat, (len(ptr) - 1,)), model.sharing)
+            if weight is not None or share is not None:
+                rate = _weighted_many(ptr, links, cap, sizes, weight, share)
+            elif sizes is None:
                 rate = maxmin_rates(ptr, links, cap)
             else:
                 rate = maxmin_rates_many(ptr, links, cap, sizes)
             with np.errstate(divide="ignore"):
                 return lat, 1.0 / rate
         if inv is None:
+            bw = self.net.link_bandwidth
             with np.errstate(divide="ignore"):
-                inv = 1.0 / self._reduce(np.minimum, self.net.link_bandwidth, ptr, links, np.inf)
+                if share is None:
+                    inv = 1.0 / self._reduce(np.minimum, bw, ptr, links, np.inf)
+                else:  # a split flow's bottleneck: the least capacity per unit of its rate
+                    per = bw[links] / share
+                    inv = 1.0 / self._reduce(np.minimum, per, ptr, np.arange(len(links)),
+                                             np.inf)
         return lat, inv
+
+    def open_links(self) -> np.ndarray:
+        """Per link: whether flows that share no rank can cross it (see
+        :class:`sim.fastpath.ExactCheck`). A link is closed when one of its ends is a leaf (one
+        neighbour: no flow passes through it) that holds exactly one rank: every flow on it
+        starts or ends at that rank."""
+        net = self.net
+        n = net.nnodes
+        u = net.link_src.astype(np.int64)
+        v = net.link_dst.astype(np.int64)
+        ends = np.concatenate((u, v))
+        other = np.concatenate((v, u))
+        lo = np.full(n, np.iinfo(np.int64).max)
+        hi = np.full(n, -1)
+        np.minimum.at(lo, ends, other)
+        np.maximum.at(hi, ends, other)
+        ranks_on = np.bincount(self.rank_nodes, minlength=n)
+        owned = (lo == hi) & (ranks_on == 1)
+        return ~(owned[u] | owned[v])
+
+    def capacities(self, links: np.ndarray, model) -> tuple[np.ndarray, np.ndarray]:
+        """``(links, capacity)`` for the flow simulation: link ids and their bandwidth (all
+        ``1 / beta`` when the model fixes it)."""
+        beta = _model_overrides(model)[1]
+        if beta is None:
+            return links, self.net.link_bandwidth
+        with np.errstate(divide="ignore"):
+            return links, np.full(self.net.nlinks, 1.0 / beta if beta > 0 else np.inf)
 
     def link_names(self, ids: np.ndarray) -> list[tuple]:
         nodes = self.net.nodes
         return [(nodes[u], nodes[v]) for u, v in zip(self.net.link_src[ids].tolist(),
                                                      self.net.link_dst[ids].tolist(),
                                                      strict=True)]
+
+
+def _weighted_many(ptr, links, cap, sizes, weight, share):
+    """Weighted max-min rates of the patterns of a CSR (``sizes``: flows per pattern, None for
+    one), each pattern solved alone."""
+    if sizes is None:
+        sizes = [len(ptr) - 1]
+    out = np.empty(len(ptr) - 1)
+    f = 0
+    for m in sizes:
+        e0, e1 = ptr[f], ptr[f + m]
+        out[f:f + m] = maxmin_rates_weighted(
+            ptr[f:f + m + 1] - e0, links[e0:e1], cap,
+            weight=None if weight is None else weight[f:f + m],
+            share=None if share is None else share[e0:e1])
+        f += m
+    return out
 
 
 # --------------------------------------------------------------------------- fabric cache

@@ -38,7 +38,7 @@ from itertools import accumulate
 
 import numpy as np
 
-__all__ = ["maxmin_rates", "maxmin_rates_many"]
+__all__ = ["maxmin_rates", "maxmin_rates_many", "maxmin_rates_weighted"]
 
 #: :func:`maxmin_rates_many` solves problems together up to this many path entries in all ...
 _BATCH_ENTRIES = 1 << 14
@@ -80,36 +80,8 @@ def maxmin_rates(ptr: np.ndarray, links: np.ndarray, capacity: np.ndarray,
     if share is not None:
         share = np.asarray(share, dtype=np.float64)[: ptr[-1]]
         if not (share == 1.0).all():
-            return _solve_weighted(ptr, links, cap, share)
+            return maxmin_rates_weighted(ptr, links, cap, share=share)
     return _solve(ptr, links, *_caps(cap, links))
-
-
-def _solve_weighted(ptr, links, cap, share) -> np.ndarray:
-    """Progressive filling with per-entry weights: every unfrozen flow's rate rises at the
-    same pace; a link fills when ``sum share * rate`` reaches its capacity, and freezes the
-    flows that cross it. One saturation level per round (the plain algorithm)."""
-    m = len(ptr) - 1
-    flow = np.repeat(np.arange(m), np.diff(ptr))
-    keys, local = np.unique(links, return_inverse=True)
-    rem = cap[keys].astype(np.float64).copy()
-    rate = np.zeros(m)
-    active = np.diff(ptr) > 0
-    rate[~active] = np.inf
-    while active.any():
-        on = active[flow]
-        w = np.bincount(local[on], weights=share[on], minlength=len(keys))
-        used = w > 0
-        level = np.full(len(keys), np.inf)
-        level[used] = rem[used] / w[used]
-        inc = level.min()
-        rate[active] += inc
-        rem -= w * inc
-        full = used & (level <= inc * (1 + 1e-12))
-        rem[full] = 0.0
-        frozen = np.zeros(m, dtype=bool)
-        frozen[flow[on & full[local]]] = True
-        active &= ~frozen
-    return rate
 
 
 def _caps(cap: np.ndarray, links: np.ndarray):
@@ -252,3 +224,80 @@ def _solve(ptr: np.ndarray, keys: np.ndarray, cap_e, cap1) -> np.ndarray:
         ids = ids[keep]
         if not uniform:
             capf = capf[keep]
+
+
+def maxmin_rates_weighted(ptr: np.ndarray, links: np.ndarray, capacity: np.ndarray,
+                          weight: np.ndarray | None = None, share: np.ndarray | None = None,
+                          bound: np.ndarray | None = None) -> np.ndarray:
+    """Weighted max-min fair rates, as SimGrid's lmm solves them.
+
+    Flow ``f`` has weight ``w_f`` (``1 / sharing penalty`` in lmm's terms; default 1) and
+    uses a fraction ``share_e`` of its rate on each of its path entries ``e`` (lmm's
+    *consumption weight*; default 1), so link ``l`` is bound by
+    ``sum_{e on l} share_e * rate_f <= capacity_l``; ``bound_f`` (default none) caps a flow.
+    Progressive filling raises a common level ``theta`` with ``rate_f = w_f * theta`` until
+    a link saturates or a flow meets its bound; those flows freeze and the rest go on. Each
+    round freezes every link that is a local minimum of ``remaining / sum(share * w)``,
+    exactly as :func:`maxmin_rates` does for unit weights and shares (which it equals).
+
+    >>> # two flows on one link of 12, weights 1 and 2 (latencies 2 and 1 under rtt)
+    >>> maxmin_rates_weighted(np.array([0, 1, 2]), np.array([0, 0]), np.array([12.0]),
+    ...                       weight=np.array([1.0, 2.0])).tolist()
+    [4.0, 8.0]
+    """
+    ptr = np.asarray(ptr, dtype=np.int64)
+    m = len(ptr) - 1
+    links = np.asarray(links, dtype=np.int64)[: ptr[-1]]
+    cap = np.asarray(capacity, dtype=np.float64)
+    w = np.ones(m) if weight is None else np.asarray(weight, dtype=np.float64)
+    lens = ptr[1:] - ptr[:-1]
+    flow_of = np.repeat(np.arange(m), lens)
+    a = np.ones(len(links)) if share is None else np.asarray(share, dtype=np.float64)[: ptr[-1]]
+    theta_cap = np.full(m, np.inf)
+    if bound is not None:
+        theta_cap = np.asarray(bound, dtype=np.float64) / w
+    rate = np.full(m, np.inf)
+    if m == 0:
+        return rate
+    # links renumbered 0..nu-1 over the links used
+    used, lk = np.unique(links, return_inverse=True)
+    nu = len(used)
+    rem = cap[used].copy()
+    coef = a * w[flow_of]
+    load = np.bincount(lk, weights=coef, minlength=nu)
+    active = np.ones(m, dtype=bool)
+    if not len(links):
+        fin = np.isfinite(theta_cap)
+        rate[fin] = (theta_cap * w)[fin]
+        return rate
+    ent_on = np.ones(len(links), dtype=bool)
+    level = np.empty(nu)
+    while active.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(rem, load, out=level)
+        level[load <= 0] = np.inf
+        ent_level = level[lk]
+        theta = theta_cap.copy()
+        sel = ent_on
+        np.minimum.at(theta, flow_of[sel], ent_level[sel])
+        theta[~active] = np.inf
+        # a link is a local minimum when no active flow on it has a smaller level elsewhere
+        lower = np.zeros(nu, dtype=bool)
+        ent_theta = theta[flow_of]
+        lower[lk[sel & (ent_theta < ent_level)]] = True
+        sat_link = ~lower & np.isfinite(level)
+        frozen = active & (theta_cap <= theta)
+        hit = sel & sat_link[lk] & (ent_level == ent_theta)
+        frozen[flow_of[hit]] = True
+        frozen &= active
+        if not frozen.any():  # only unbounded flows on unconstrained links remain
+            break
+        rate[frozen] = theta[frozen] * w[frozen]
+        gone = ent_on & frozen[flow_of]
+        rem -= np.bincount(lk[gone], weights=(coef * theta[flow_of])[gone], minlength=nu)
+        np.maximum(rem, 0.0, out=rem)
+        load -= np.bincount(lk[gone], weights=coef[gone], minlength=nu)
+        load[np.abs(load) < 1e-300] = 0.0
+        ent_on &= ~gone
+        active &= ~frozen
+    return rate

@@ -18,13 +18,13 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-__all__ = ["MODELS", "Contention", "Hockney", "LogGP", "load_model_file", "model_params"]
+__all__ = ["MODELS", "SHARING", "Contention", "Hockney", "LogGP", "load_model_file", "model_params"]
 
 
 def _check(name: str, obj) -> None:
     for f in fields(obj):
         v = getattr(obj, f.name)
-        if v is None:
+        if v is None or f.name == "sharing":
             continue
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
             raise ValueError(
@@ -61,25 +61,41 @@ class Hockney:
         return self.alpha + nbytes * self.beta + (nbytes * self.gamma if reduce else 0.0)
 
 
+#: How :class:`Contention` divides a link among the flows crossing it.
+SHARING = ("fair", "rtt")
+
+
 @dataclass(frozen=True)
 class Contention:
-    """Contention model: the transfers of one step that share a directed link share its
-    bandwidth max-min fairly; a transfer of ``b`` bytes at fair rate ``x`` costs
-    ``latency + b / x`` (plus ``b * gamma`` when it reduces).
+    """Flow-level contention model (SimGrid's CM02 semantics, cross-traffic off).
 
-    ``alpha=None`` takes the path latency; ``beta`` given sets every link's bandwidth to
-    ``1 / beta`` (on the analytic fully connected network it is required). Where no link is
-    shared this is exactly :class:`Hockney`.
+    A transfer becomes a flow when both its ranks are done with their earlier steps; it pays
+    its path latency, then takes bandwidth: whenever a flow starts or ends, every flow then
+    moving data gets its max-min fair share of the directed links it crosses, with flows of
+    different steps competing too; a reduce adds ``bytes * gamma`` at the receiver once the
+    data is in. See docs/models.md.
+
+    ``sharing="fair"`` gives each flow an equal share (credit-based fabrics: InfiniBand,
+    NVLink, Slingshot); ``"rtt"`` weights each flow's share by ``1 / path latency`` as
+    SimGrid's CM02 does (TCP's round-trip unfairness on Ethernet; a flow of zero latency
+    has weight 1, as in SimGrid). ``alpha=None`` takes the path latency; ``beta`` given sets
+    every link's bandwidth to ``1 / beta`` (on the analytic fully connected network it is
+    required). Where no link is shared this is exactly :class:`Hockney`.
     """
 
     alpha: float | None = None
     beta: float | None = None
     gamma: float = 0.0
+    sharing: str = "fair"
 
     name = "contention"
 
     def __post_init__(self) -> None:
         _check("Contention", self)
+        if self.sharing not in SHARING:
+            raise ValueError(
+                f"Contention: sharing must be one of {', '.join(SHARING)}, got {self.sharing!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -93,17 +93,8 @@ def _options_for(study: Study, G, nranks: int) -> dict[str, dict]:
 
 
 def _model_params(study: Study):
-    """The study's model parameters; ``sharing`` goes to the contention model when it takes
-    one (the flow-level engine)."""
-    from sim.models import Contention
-
-    if study.sharing is None:
-        return model_params(study.model)
-    if "sharing" not in {f.name for f in fields(Contention)}:
-        if study.sharing == "fair":
-            return model_params(study.model)
-        raise StudyError(f"sharing {study.sharing!r}: this simulator's contention model "
-                         f"shares fairly only; use sharing = \"fair\" or leave it out")
+    """The study's model parameters; ``sharing`` goes to the contention model (the others
+    take none: model_params drops it)."""
     return model_params(study.model, sharing=study.sharing)
 
 

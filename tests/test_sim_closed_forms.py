@@ -538,8 +538,8 @@ def test_batched_patterns_and_steps_change_no_number(monkeypatch):
     """Routing and costing the patterns of many steps together, computing the durations of
     many steps together and taking their first start / last end together give what one step
     at a time gives, bit for bit."""
-    import sim.engine as E
     import sim.fabric as F
+    import sim.fastpath as E
     import sim.maxmin as M
     from collectives.registry import algorithms
 
@@ -561,15 +561,15 @@ def test_batched_patterns_and_steps_change_no_number(monkeypatch):
         return out
 
     batched = run_all()
-    monkeypatch.setattr(E, "_PREFETCH", 1)  # one step at a time: no prepare
-    monkeypatch.setattr(E, "_SMALL_STEP", 0)  # no batched durations nor extremes
+    monkeypatch.setattr(E, "PREFETCH", 1)  # one step at a time: no prepare
+    monkeypatch.setattr(E, "SMALL_STEP", 0)  # no batched durations nor extremes
     monkeypatch.setattr(F, "_ROUTE_BATCH", 1)
     monkeypatch.setattr(M, "_BATCH_ENTRIES", 1)
     single = run_all()
-    monkeypatch.setattr(E, "_PREFETCH", 50)  # small windows, flushes, tiny groups
-    monkeypatch.setattr(E, "_SMALL_STEP", 8)
-    monkeypatch.setattr(E, "_SMALL_HELD", 20)
-    monkeypatch.setattr(E, "_FLUSH_LIMIT", 40)
+    monkeypatch.setattr(E, "PREFETCH", 50)  # small windows, flushes, tiny groups
+    monkeypatch.setattr(E, "SMALL_STEP", 8)
+    monkeypatch.setattr(E, "SMALL_HELD", 20)
+    monkeypatch.setattr(E, "FLUSH_LIMIT", 40)
     monkeypatch.setattr(F, "_ROUTE_BATCH", 30)
     monkeypatch.setattr(M, "_BATCH_ENTRIES", 60)
     tiny = run_all()

@@ -160,13 +160,13 @@ def test_transforms_return_new_graphs_and_name_cables():
     (lambda: parse_node(topologies.switch(4), "sw"), r"no node 'sw'"),
     (lambda: parse_link(topologies.switch(4), "0-4"), r"expected U,V"),
     (lambda: simulate(build("allreduce", "ring", 4), Hockney(A, B), 64, arrival={4: 1e-6}),
-     r"arrival: rank 4 out of range 0..3"),
+     r"arrival names rank 4; ranks are 0..3"),
     (lambda: simulate(build("allreduce", "ring", 4), Hockney(A, B), 64, arrival=[0, -1, 0, 0]),
-     r"arrival of rank 1 is -1.0; times must be >= 0"),
+     r"arrival of rank 1 must be a finite number >= 0, got -1"),
     (lambda: simulate(build("allreduce", "ring", 4), Hockney(A, B), 64, arrival=[0, 1]),
-     r"lists 2 values for 4 ranks"),
+     r"arrival has 2 entries for 4 ranks"),
     (lambda: simulate(build("allreduce", "ring", 4), Hockney(A, B), 64,
-                      reduce_scale={0: 0.0}), r"reduce_scale of rank 0 is 0.0; factors must"),
+                      reduce_scale={0: 0.0}), r"reduce_scale of rank 0 must be a finite number > 0"),
     (lambda: whatif_topology(None, 4, degrade={0: 0.5}), r"fully-connected network is analytic"),
 ])
 def test_bad_what_ifs_are_one_line(call, message):
