@@ -8,11 +8,9 @@ import json
 import re
 
 import pytest
-from mpi_scripts.launcher import have_mpi, launch
+from mpi_scripts.launcher import launch, needs_mpi, program_lines
 
 from collectives import algorithms
-
-needs_mpi = pytest.mark.skipif(have_mpi() is not None, reason=str(have_mpi()))
 
 COLUMNS = ("size", "count", "type", "redop", "algorithm", "time", "algbw", "busbw", "#wrong")
 
@@ -92,7 +90,7 @@ def test_bad_flags_exit_2_with_one_line(flags, message):
             pass
     proc = launch(2 if flags[0] == "-d" else None, ["-m", "bench", *flags], timeout=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    lines = program_lines(proc.stderr)
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("python -m bench sweep: error:")
     assert re.search(message, lines[0]), lines[0]
