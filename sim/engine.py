@@ -343,7 +343,8 @@ def _prefetch(steps, k, entries, fabric, params, fkey, size) -> tuple[int, int]:
     made = []
     for (key, (st, _)), pat in zip(fresh.items(), pats, strict=True):
         ent = entries[key] = _Entry(st, pat, fabric, params, fkey)
-        if size is not None and ent.single_run and len(st) <= _SMALL_STEP:
+        if size is not None and ent.single_run and len(st) <= _SMALL_STEP \
+                and not getattr(params, "size_factors", ()):  # calibrated: per step, _cost
             made.append((st, ent))
     if len(made) > 1:
         _batch_costs(made, size, params)
@@ -393,6 +394,10 @@ def _transfer_bytes(step, ent, nchunks, prefix2, size):
 
 def _cost(ent, tb, params):
     """Duration of every transfer of an entry, given its bytes."""
+    if getattr(params, "size_factors", ()):  # a calibrated machine: the one hook
+        from sim.models import calibrated_cost
+
+        return calibrated_cost(params, ent.lat, ent.inv, tb, ent.reduce, ent.src, ent.dst)
     return _cost_of(ent.lat, ent.inv, ent.reduce, ent.any_reduce, tb, params)
 
 
