@@ -25,6 +25,7 @@ from .generators import (
     switch,
     torus,
 )
+from .host import host, host_from_model
 from .io import load, save, validate
 from .network import Network, compile_network
 from .placement import endpoints, groups, place
@@ -51,6 +52,8 @@ __all__ = [
     "fully_connected",
     "gpu_cluster",
     "groups",
+    "host",
+    "host_from_model",
     "load",
     "parse_bandwidth",
     "parse_bytes",
