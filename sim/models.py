@@ -198,15 +198,16 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None) -
 
         lf1, bf1 = size_factors at b    (one transfer in flight on the host)
         lfN, bfN = crowd_factors at b   (N transfers at once)
-        t = lat * (lf1 + (lfN - lf1) * (min(n, N) - 1) / (N - 1))     latency: crowded up to N
-          + b * inv * (1/bf1 + (1/bfN - 1/bf1) * (n - 1) / (N - 1))    bytes: share memory
-            (beyond N only a rise of the per-byte time carries on)
+        t = lat * (lf1 + (lfN - lf1) * (min(n, N) - 1) / (N - 1))    latency: crowded up to N
+          + b * inv * max(1/bf1, (n/N) / bfN)      bytes: n transfers share the host's memory
           + message_overhead * max(m - 2, 0)     (m: messages the busier end posts)
           + reduce_overhead * lfR(b) + b * gamma / bfR(b)   where the receiver reduces
 
-    so that ``n = 1`` gives the lone measurement and ``n = N`` the crowded one exactly; beyond
-    ``N`` (a rank posting several messages in a step) the bytes keep sharing the host's memory
-    bandwidth while the latency stays the crowd's, plus ``o`` per extra message.
+    The bytes term is a fair share of a memory of capacity ``N`` crowd-rate transfers among
+    ``n``, none faster than a transfer alone: ``n = 1`` gives the lone measurement and
+    ``n = N`` the crowded one (where it is the slower); beyond ``N`` (a rank posting several
+    messages in a step) the share keeps shrinking while the latency stays the crowd's, plus
+    ``o`` per extra message.
 
     An empty transfer (0 bytes) costs nothing: the executor sends no message for it.
 
@@ -225,10 +226,9 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None) -
     if params.crowd_factors and N > 1 and n > 1:
         lfN, bfN = _factors(params.crowd_factors, b)
         w_lat = (min(n, N) - 1) / (N - 1)
-        w_bw = (n - 1) / (N - 1)
-        rise = 1.0 / bfN - 1.0 / bf  # per-byte time from one transfer in flight to N
-        # beyond N only a rise carries on (noise can make N at once look faster than one)
-        per_byte = 1.0 / bf + rise * min(w_bw, 1.0) + np.maximum(rise, 0.0) * max(w_bw - 1, 0)
+        # the host's memory moves N transfers at the crowd's rate each: n transfers share
+        # that capacity fairly, none faster than a transfer alone
+        per_byte = np.maximum(1.0 / bf, (n / N) / bfN)
         t = lat * (lf + (lfN - lf) * w_lat) + b * inv * per_byte
     else:
         t = lat * lf + b * inv / bf

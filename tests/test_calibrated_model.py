@@ -43,18 +43,20 @@ def test_calibrated_cost_closed_forms():
     # n = N = 4 transfers at once: exactly the crowd's line
     four = calibrated_cost(H, A, B, np.full(4, 4096.0), src=[0, 1, 2, 3], dst=[1, 0, 3, 2])
     assert four == pytest.approx(np.full(4, 3 * A + 4096 * B / 0.25))
-    # n = 2: a third of the way from lone to crowd, latency and bytes alike
+    # n = 2: latency a third of the way from lone to crowd; bytes: half of the memory's
+    # 4 x (1/4) = 1 bandwidth unit is 1/2, no more than the lone 1/2
     two = calibrated_cost(H, A, B, np.full(2, 4096.0), src=[0, 1], dst=[1, 0])
     lat = A * (2 + (3 - 2) / 3)
-    per_byte = B * (2 + (4 - 2) / 3)
-    assert two == pytest.approx(np.full(2, lat + 4096 * per_byte))
+    assert two == pytest.approx(np.full(2, lat + 4096 * B * 2))
+    # n = 3: a third each, slower than alone
+    three = calibrated_cost(H, A, B, np.full(3, 4096.0), src=[0, 1, 2], dst=[1, 2, 0])
+    assert three == pytest.approx(np.full(3, A * (2 + 2 / 3) + 4096 * B * 3))
     # n = 8 (two messages each way per pair): latency stays the crowd's, bytes share on, and
     # every rank posts 4 messages: 2 beyond one send and one receive
     src = [0, 0, 1, 1, 2, 2, 3, 3]
     dst = [1, 1, 0, 0, 3, 3, 2, 2]
     eight = calibrated_cost(H, A, B, np.full(8, 4096.0), src=src, dst=dst)
-    per_byte = B * (2 + (4 - 2) * 1 + (4 - 2) * (7 / 3 - 1))
-    assert eight == pytest.approx(np.full(8, 3 * A + 4096 * per_byte + 2 * 5e-7))
+    assert eight == pytest.approx(np.full(8, 3 * A + 4096 * B * 8 + 2 * 5e-7))
     # a reduction adds its call overhead and gamma; an empty transfer costs nothing
     red = calibrated_cost(H, A, B, np.array([100.0, 0.0]), reduce=np.array([True, True]),
                           src=[0, 1], dst=[1, 0])
@@ -64,9 +66,9 @@ def test_calibrated_cost_closed_forms():
 def test_the_engine_uses_the_hook_ring_and_binomial_by_hand():
     n = 8192  # bytes of the whole vector; 2 ranks
     h = n / 2
-    crowd = 3 * A + h * B / 0.25  # each ring step is an exchange of n/2 bytes: N... at n = 2
-    two = A * (2 + 1 / 3) + h * B * (2 + 2 / 3)
-    assert crowd > two
+    # each ring step: two transfers of n/2 bytes at once (N = 4): latency a third of the way
+    # to the crowd's, bytes at half the memory's 4 x 1/4 (no faster than alone: 1/2)
+    two = A * (2 + 1 / 3) + h * B * 2
     ring = predict("allreduce", "ring", 2, n, params=H).time_s
     assert ring == pytest.approx(2 * two + 1e-6 + h * G)
     # binomial on 2 ranks: 1 -> 0 (reduce), then 0 -> 1, one transfer at a time, whole vector
