@@ -79,7 +79,9 @@ def load_results(path: str | Path) -> tuple[dict, list[dict]]:
 
 
 def _simulable(r: dict) -> bool:
-    return r["algorithm"] != "native" and int(r["size"]) > 0
+    """A project algorithm by name (``native``, the library's call, and ``auto``, whose
+    schedule varies by size, are measured only)."""
+    return r["algorithm"] not in ("native", "auto") and int(r["size"]) > 0
 
 
 def _predict(r: dict, params) -> float:

@@ -144,6 +144,7 @@ def _records(params, ranks=(2,), host="here", library="MPICH 5.0.2"):
     recs = [{"collective": "allreduce", "algorithm": a, "ranks": p, "size": s, "dtype": "float",
              "time_s": predict("allreduce", a, p, s, params=params, itemsize=4).time_s}
             for p in ranks for s in (64, 4096, 1 << 16, 1 << 20) for a in algos]
+    recs += [{**r, "algorithm": "auto", "choice": "ring"} for r in recs if r["algorithm"] == "ring"]
     return {"environment": {"host": host, "library": library}, "records": recs}
 
 
