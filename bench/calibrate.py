@@ -454,8 +454,6 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
 
 def measure_and_fit(comm, sizes: list[int], seconds: float, windows: int) -> dict:
     """Run every micro-benchmark on ``comm`` (all its ranks) and fit; the model document."""
-    from collectives.ir import Schedule  # noqa: F401  (the schedules below)
-
     pair, npairs = _pair_comm(comm)
     lone_pair = comm.Get_rank() < 2
     ping, swap = pingpong_schedule(), exchange_schedule()
