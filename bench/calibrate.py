@@ -10,11 +10,14 @@ the rank count you benchmark with: 4 ranks on 2 cores is a different machine fro
     flight on the host) while the other ranks idle the way a collective's idle ranks do
     (polling, yielding their core); time per message, sizes ``-b`` .. ``-e`` times ``-f``.
 ``crowd``
-    every rank at once, in disjoint pairs (0<->1, 2<->3, ...), each pair exchanging a message
-    both ways in one step (``N`` = 2 x pairs transfers in flight: the ranks share the host's
-    memory bandwidth and cores as in a ring or recursive-doubling step); time per step.
+    every rank at once, each sending a message to the next rank and receiving one from the
+    previous in one step (a ring shift: ``N`` = N ranks transfers in flight; on 2 ranks the
+    exchange 0<->1): the ranks share the host's memory bandwidth and cores as in a ring,
+    recursive-doubling or Rabenseifner step, and with more ranks than cores no lucky pairing
+    of co-scheduled partners can make it look faster than a collective's steps are; time per
+    step.
 ``multi``
-    the crowd's exchange with ``k`` = 1, 2, 4 messages each way per step, at the smallest
+    the crowd's shift with ``k`` = 1, 2, 4 messages per step to the next rank, at the smallest
     size: the per-message overhead ``o`` of a rank posting several messages in one step
     (LogGP's o; our ranks post all of a step's messages at once, so the gap g is o here).
 ``reduce``
@@ -60,7 +63,8 @@ from bench._common import (
 )
 
 __all__ = ["CalibrationError", "calibrate", "exchange_schedule", "fit_line", "fit_model",
-           "model_mismatches", "multi_exchange_schedule", "pingpong_schedule", "write_model"]
+           "model_mismatches", "multi_exchange_schedule", "pingpong_schedule",
+           "shift_schedule", "write_model"]
 
 FORMAT = "collectives.model/2"
 MULTI = (1, 2, 4)
@@ -137,6 +141,25 @@ def multi_exchange_schedule(k: int):
     step = make_step([0] * k + [1] * k, [1] * k + [0] * k, False, run_start=list(range(2 * k)))
     return Schedule("allgather", f"exchange-x{k}", 2, 2 * k, (step,),
                     owner=(0,) * k + (1,) * k)
+
+
+def shift_schedule(nranks: int, k: int = 1):
+    """One step in which every rank sends ``k`` messages (one chunk each) to the next rank
+    and receives ``k`` from the previous: a measurement pattern, written as a ``reduce``-type
+    schedule whose copies land on the chunks the receiver owns (so that it compiles for the
+    executor; it is no collective).
+
+    >>> s = shift_schedule(4, 2)
+    >>> s.nchunks, len(s.steps[0]), s.steps[0].src.tolist(), s.steps[0].dst.tolist()
+    (8, 8, [0, 0, 1, 1, 2, 2, 3, 3], [1, 1, 2, 2, 3, 3, 0, 0])
+    """
+    from collectives.ir import Schedule, make_step
+
+    p = nranks
+    src = [r for r in range(p) for _ in range(k)]
+    dst = [(r + 1) % p for r in src]
+    step = make_step(src, dst, False, run_start=list(range(p * k)))
+    return Schedule("reduce", f"shift-x{k}", p, p * k, (step,), owner=tuple(dst))
 
 
 # ------------------------------------------------------------------------------------------
@@ -454,23 +477,25 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
 
 def measure_and_fit(comm, sizes: list[int], seconds: float, windows: int) -> dict:
     """Run every micro-benchmark on ``comm`` (all its ranks) and fit; the model document."""
-    pair, npairs = _pair_comm(comm)
+    p = comm.Get_size()
+    pair, _ = _pair_comm(comm)
     lone_pair = comm.Get_rank() < 2
-    ping, swap = pingpong_schedule(), exchange_schedule()
+    ping = pingpong_schedule()
     lone, crowd = [], []
     try:
         for size in sizes:  # interleaved, so that a slow spell of the machine hits both alike
             lone.append(_pattern_time(comm, pair, ping, size, 2, seconds, windows,
                                       active=lone_pair))
-            crowd.append(_pattern_time(comm, pair, swap, size, 1, seconds, windows))
-        multi = {k: _pattern_time(comm, pair, multi_exchange_schedule(k), sizes[0], 1, seconds,
+            crowd.append(_pattern_time(comm, comm, shift_schedule(p), size, 1, seconds,
+                                       windows))
+        multi = {k: _pattern_time(comm, comm, shift_schedule(p, k), sizes[0], 1, seconds,
                                   windows) for k in MULTI}
     finally:
         if pair is not None:
             pair.Free()
     reduce = [_reduce_time(comm, size, seconds, windows) for size in sizes]
     env = environment(comm)
-    fitted = fit_model(sizes, lone, crowd, 2 * npairs, sizes, reduce, multi)
+    fitted = fit_model(sizes, lone, crowd, p, sizes, reduce, multi)
     return {
         "format": FORMAT,
         **fitted,
@@ -484,8 +509,8 @@ def measure_and_fit(comm, sizes: list[int], seconds: float, windows: int) -> dic
         "ranks": comm.Get_size(),
         "date": env["date"],
         "method": "micro-benchmarks through collectives.mpi_executor.prepare on every rank: "
-                  "lone ping-pong (ranks 0,1; others idle), crowd exchange (all ranks in "
-                  "pairs), multi-message exchange, np.add on every rank; piecewise factors "
+                  "lone ping-pong (ranks 0,1; others idle), crowd shift (every rank to the "
+                  "next), multi-message shift, np.add on every rank; piecewise factors "
                   "through the measured points (bench/calibrate.py)",
         "measurements": {
             "sizes": sizes,
@@ -505,7 +530,7 @@ def measure_and_fit(comm, sizes: list[int], seconds: float, windows: int) -> dic
 def _print(model: dict) -> None:
     m = model["measurements"]
     print(f"# lone: one pair ping-pongs, the others idle; crowd: all {model['ranks']} ranks "
-          f"exchange in pairs ({model['crowd_transfers']} transfers at once); reduce: np.add "
+          f"send to the next ({model['crowd_transfers']} transfers at once); reduce: np.add "
           f"on every rank")
     print(f"#{'size(B)':>11} {'lone(us)':>10} {'crowd(us)':>10} {'reduce(us)':>11} "
           f"{'lone GB/s':>10} {'crowd GB/s':>11}")
@@ -514,7 +539,7 @@ def _print(model: dict) -> None:
         print(f"{size:>12} {lo * 1e6:>10.2f} {cr * 1e6:>10.2f} {rd * 1e6:>11.2f} "
               f"{size / lo / 1e9:>10.3f} {size / cr / 1e9:>11.3f}")
     multi = ", ".join(f"k={k}: {t * 1e6:.2f} us" for k, t in m["multi_exchange_s"].items())
-    print(f"# multi-message exchange at {m['multi_exchange_bytes']} B: {multi}")
+    print(f"# multi-message shift at {m['multi_exchange_bytes']} B: {multi}")
     print(f"# alpha = {model['alpha'] * 1e6:.3f} us, beta = {model['beta'] * 1e9:.4f} ns/B "
           f"({1 / model['beta'] / 1e9:.2f} GB/s), gamma = {model['gamma'] * 1e9:.4f} ns/B, "
           f"reduce overhead = {model['reduce_overhead'] * 1e6:.2f} us, message overhead o = "
