@@ -278,9 +278,9 @@ def _segments(sizes, times, base_lat: float, base_inv: float, notes: list, what:
         slope = (t1 - t0) / (s1 - s0)
         slope = max(slope, floor)  # flat (the envelope): a near-free byte, never a negative
         lat = t0 - slope * s0
-        if lat < 0:  # convex: the line through both points would cross zero below s0
-            lat = 0.0
-            slope = t1 / s1
+        if lat < 0:  # the line through both points would cross zero above 0 B: through the
+            lat = 0.0  # first point from the origin instead (the next row takes over at s1)
+            slope = t0 / s0
         rows.append((0.0 if i == 0 else float(s0), lat / base_lat, base_inv / slope))
     return tuple(rows)
 
