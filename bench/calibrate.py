@@ -445,10 +445,10 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
     p.add_argument("-b", "--minbytes", type=parse_size, default=4)
     p.add_argument("-e", "--maxbytes", type=parse_size, default=16 << 20)
     p.add_argument("-f", "--stepfactor", type=float, default=2.0)
-    p.add_argument("--time", type=float, default=0.1,
-                   help="seconds per size and measurement (default 0.1)")
-    p.add_argument("--windows", type=int, default=7,
-                   help="timed windows per size and measurement; the fastest is kept (7)")
+    p.add_argument("--time", type=float, default=0.2,
+                   help="seconds per size and measurement (default 0.2)")
+    p.add_argument("--windows", type=int, default=11,
+                   help="timed windows per size and measurement; the fastest is kept (11)")
     a = p.parse_args(args)
     if comm.Get_size() < 2:
         raise UsageError("calibrate needs at least 2 ranks (mpiexec -n 2 python -m bench "
