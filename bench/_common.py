@@ -21,6 +21,7 @@ __all__ = [
     "UsageError",
     "environment",
     "header_lines",
+    "library_name",
     "parse_size",
     "size_list",
     "time_loop",
@@ -125,6 +126,27 @@ def size_list(minbytes: int, maxbytes: int, stepfactor: float) -> list[int]:
     return sizes
 
 
+def library_name(version_text: str) -> str:
+    """``"MPICH 5.0.2"`` or ``"Open MPI 5.0.11"`` from ``MPI.Get_library_version()``; the
+    first line as it is for any other library.
+
+    >>> library_name("MPICH Version:      5.0.2\\nMPICH Release date: ...")
+    'MPICH 5.0.2'
+    >>> library_name("Open MPI v5.0.11, package: Open MPI user@localhost Distribution, ...")
+    'Open MPI 5.0.11'
+    """
+    import re
+
+    text = version_text.strip()
+    m = re.match(r"MPICH Version:\s*(\S+)", text)
+    if m:
+        return f"MPICH {m.group(1)}"
+    m = re.match(r"Open MPI v(\S+?),", text)
+    if m:
+        return f"Open MPI {m.group(1)}"
+    return text.splitlines()[0].strip() if text else "unknown"
+
+
 def environment(comm=None, **extra) -> dict:
     """Where and with what a benchmark ran (JSON-friendly)."""
     env = {
@@ -141,7 +163,7 @@ def environment(comm=None, **extra) -> dict:
 
         lib = MPI.Get_library_version().strip()
         env.update({
-            "library": lib.splitlines()[0].strip() if lib else "unknown",
+            "library": library_name(lib),
             "library_version": lib,
             "mpi_standard": "{}.{}".format(*MPI.Get_version()),
             "mpi4py": mpi4py.__version__,
@@ -149,7 +171,8 @@ def environment(comm=None, **extra) -> dict:
             "hosts": sorted(set(comm.allgather(MPI.Get_processor_name()))),
         })
     settings = {k: v for k, v in os.environ.items()
-                if k.startswith(("MPIR_CVAR_", "COLLECTIVES_", "UCX_", "FI_", "NCCL_"))}
+                if k.startswith(("MPIR_CVAR_", "COLLECTIVES_", "UCX_", "FI_", "NCCL_", "OMPI_MCA_",
+                                 "PRTE_MCA_"))}
     if settings:
         env["settings"] = settings
     env.update(extra)

@@ -1,52 +1,77 @@
-"""``mpiexec -n N python -m bench calibrate --out model.json``: the Hockney parameters here.
+"""``mpiexec -n N python -m bench calibrate --out model.json``: a model of this machine.
 
-Measured under the conditions the schedules run in: calibrate with the rank count you benchmark
-with. ``alpha`` (s) and ``beta`` (s/byte) come from a 2-rank *schedule* run through the
-project's MPI executor (:func:`collectives.mpi_executor.prepare`), so ``alpha`` includes the
-executor's per-step software overhead; by default (``--pattern exchange``) an all-gather of one
-step in which both ranks send at once, the shape of a ring or recursive-doubling step, so that
-both directions load the memory system as a collective's step does (``--pattern pingpong``: a
-broadcast whose second step sends the chunk back, one direction at a time). With N > 2 ranks
-every rank takes part: the ranks run the pattern in disjoint pairs (0<->1, 2<->3, ...) all at
-once, so oversubscription (more ranks than cores) and shared memory bandwidth show up as they do
-in an N-rank sweep; a size's time per message is the largest over the pairs, each pair's the
-fastest of ``--windows`` timed windows (the machine's noise only adds time; the sweep likewise
-keeps the fastest of ``--repeat``). ``t(s) = alpha + beta s`` is fitted by least squares over
-the sizes, weighted by ``1/t`` so that small and large sizes count alike (relative residuals).
-All three patterns are measured, interleaved; the other two are kept for reference, the raw
-mpi4py ``Send``/``Recv`` ping-pong's fit also as ``raw_alpha`` and ``raw_beta``. ``gamma``
-(s/byte) is the slope of the time of a local reduction ``np.add(a, b, out=a)`` (float32)
-against its operand's bytes, timed on every rank at once (the largest over the ranks), over
-sizes large enough that the call overhead does not matter.
+Micro-benchmarks kept apart from the collectives they will predict, each run through the
+project's own MPI executor (:func:`collectives.mpi_executor.prepare`), so that every figure
+includes the executor's per-step software cost, and on all N ranks of the job (calibrate with
+the rank count you benchmark with: 4 ranks on 2 cores is a different machine from 2 on 2):
 
-The model file is JSON with ``alpha``, ``beta`` and ``gamma`` (what
-:func:`sim.models.load_model_file` reads) plus metadata: ``method``, ``pattern``, ``ranks``,
-``pairs``, ``raw_alpha``, ``raw_beta``, ``residuals``, every pattern's times and fit, library,
-host, date. All three parameters are positive: a fit that gives a non-positive value (noise)
-falls back to the smallest measured time (alpha) or the largest size's time per byte (beta,
-gamma), and says so in ``notes``.
+``lone``
+    one pair (ranks 0, 1) ping-pongs a message (a 2-rank broadcast sent back: one transfer in
+    flight on the host) while the other ranks idle the way a collective's idle ranks do
+    (polling, yielding their core); time per message, sizes ``-b`` .. ``-e`` times ``-f``.
+``crowd``
+    every rank at once, each sending a message to the next rank and receiving one from the
+    previous in one step (a ring shift: ``N`` = N ranks transfers in flight; on 2 ranks the
+    exchange 0<->1): the ranks share the host's memory bandwidth and cores as in a ring,
+    recursive-doubling or Rabenseifner step, and with more ranks than cores no lucky pairing
+    of co-scheduled partners can make it look faster than a collective's steps are; time per
+    step.
+``multi``
+    the crowd's shift with ``k`` = 1, 2, 4 messages per step to the next rank, at the smallest
+    size: the per-message overhead ``o`` of a rank posting several messages in one step
+    (LogGP's o; our ranks post all of a step's messages at once, so the gap g is o here).
+``reduce``
+    ``np.add(a, b, out=c)`` (float32, three distinct arrays, as the executor reduces) on every
+    rank at once, over the same sizes: call overhead and speed per size (caches matter).
+
+Each figure is the fastest of ``--windows`` timed windows (the machine's noise only adds time)
+and the largest over the ranks that took part. The model (:func:`fit_model`): ``alpha`` is the
+lone time at the smallest size and ``beta`` the lone slope between the two largest sizes
+(where that is flat, between the smallest and the largest);
+``size_factors`` and ``crowd_factors`` are SimGrid-style piecewise factors on alpha and beta,
+one row per measured size, each row's line passing through that size's and the next size's
+measurement (so the model reproduces every calibration point and interpolates linearly between
+them); ``crowd_transfers`` is N; ``message_overhead`` is o; ``reduce_overhead``, ``gamma`` and
+``reduce_factors`` the same construction for the reduction. :func:`sim.models.calibrated_cost`
+says how a prediction uses them. A measurement that is not a positive finite time, or a base
+parameter that comes out non-positive, is an error naming the measurement.
+
+The model file (JSON, written whole: a temporary file, then a rename) holds ``alpha``,
+``beta``, ``gamma`` and the calibration fields at the top level (what
+:func:`sim.models.load_model_file` reads), the machine (``host``, ``cpus``), ``library``,
+``ranks``, ``date``, every measurement and ``notes``; docs/calibration.md lists every field.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-from bench._common import Parser, UsageError, environment, header_lines, parse_size
+from bench._common import (
+    BenchError,
+    Parser,
+    UsageError,
+    environment,
+    header_lines,
+    parse_size,
+)
 
-__all__ = ["calibrate", "fit_line", "pingpong_schedule"]
+__all__ = ["CalibrationError", "calibrate", "exchange_schedule", "fit_line", "fit_model",
+           "model_mismatches", "multi_exchange_schedule", "pingpong_schedule",
+           "shift_schedule", "write_model"]
 
-_GAMMA = "; gamma from np.add float32 on every rank at once, largest over the ranks"
-_PAIRS = ", all ranks in disjoint pairs at once, largest time over the pairs"
-METHOD = {
-    "exchange": "exchange schedule (2-rank all-gather, one step 0<->1) through "
-                "collectives.mpi_executor.prepare" + _PAIRS + _GAMMA,
-    "pingpong": "ping-pong schedule (2-rank broadcast, steps 0->1, 1->0) through "
-                "collectives.mpi_executor.prepare" + _PAIRS + _GAMMA,
-    "raw": "raw mpi4py Send/Recv ping-pong" + _PAIRS + _GAMMA,
-}
+FORMAT = "collectives.model/2"
+MULTI = (1, 2, 4)
+
+
+class CalibrationError(BenchError):
+    """The measurements cannot give a model (a non-finite or non-positive figure)."""
 
 
 def fit_line(x: np.ndarray, y: np.ndarray, relative: bool = True) -> tuple[float, float, dict]:
@@ -103,118 +128,103 @@ def exchange_schedule():
                     (make_step([0, 1], [1, 0], False, run_start=[0, 1]),), owner=(0, 1))
 
 
+def multi_exchange_schedule(k: int):
+    """The 2-rank exchange with ``k`` messages each way in one step (an all-gather of ``2k``
+    chunks, one transfer per chunk).
+
+    >>> from collectives.verify import verify
+    >>> verify(multi_exchange_schedule(2)).ntransfers
+    4
+    """
+    from collectives.ir import Schedule, make_step
+
+    step = make_step([0] * k + [1] * k, [1] * k + [0] * k, False, run_start=list(range(2 * k)))
+    return Schedule("allgather", f"exchange-x{k}", 2, 2 * k, (step,),
+                    owner=(0,) * k + (1,) * k)
+
+
+def shift_schedule(nranks: int, k: int = 1):
+    """One step in which every rank sends ``k`` messages (one chunk each) to the next rank
+    and receives ``k`` from the previous: a measurement pattern, written as a ``reduce``-type
+    schedule whose copies land on the chunks the receiver owns (so that it compiles for the
+    executor; it is no collective).
+
+    >>> s = shift_schedule(4, 2)
+    >>> s.nchunks, len(s.steps[0]), s.steps[0].src.tolist(), s.steps[0].dst.tolist()
+    (8, 8, [0, 0, 1, 1, 2, 2, 3, 3], [1, 1, 2, 2, 3, 3, 0, 0])
+    """
+    from collectives.ir import Schedule, make_step
+
+    p = nranks
+    src = [r for r in range(p) for _ in range(k)]
+    dst = [(r + 1) % p for r in src]
+    step = make_step(src, dst, False, run_start=list(range(p * k)))
+    return Schedule("reduce", f"shift-x{k}", p, p * k, (step,), owner=tuple(dst))
+
+
 # ------------------------------------------------------------------------------------------
-# one pattern on a pair communicator: make(pair, size) -> (call, free, sequential messages)
+# timing
 
 
-def _raw_pingpong(pair, size: int):
-    from mpi4py import MPI
-
-    buf = np.zeros(max(size, 1), np.uint8)[:size]
-    msg = [buf, MPI.BYTE]
-    if pair.Get_rank() == 0:
-        def fn():
-            pair.Send(msg, 1, 7)
-            pair.Recv(msg, 1, 7)
-    else:
-        def fn():
-            pair.Recv(msg, 0, 7)
-            pair.Send(msg, 0, 7)
-    return fn, None, 2
+def _idle(comm) -> None:
+    """Wait for every rank as a collective's idle rank waits: polling, yielding the core."""
+    req = comm.Ibarrier()
+    while not req.Test():
+        os.sched_yield()
 
 
-def _executor(schedule, messages: int, chunks: int):
-    def make(pair, size: int):
-        from collectives.mpi_executor import prepare
-
-        # the executor takes no uint8: whole int32 elements, each chunk ``size`` bytes
-        buf = np.ones(chunks * max(size // 4, 1), np.int32)
-        prep = prepare(schedule, buf, None, "sum", comm=pair, timeout=60.0)
-        return prep, prep.free, messages
-    return make
-
-
-PATTERNS = {
-    "pingpong": lambda: _executor(pingpong_schedule(), 2, 1),
-    "exchange": lambda: _executor(exchange_schedule(), 1, 2),
-    "raw": lambda: _raw_pingpong,
-}
-
-
-def _mean_time(fn, iters: int) -> float:
+def _window(fn, iters: int) -> float:
     t0 = time.perf_counter()
     for _ in range(iters):
         fn()
     return (time.perf_counter() - t0) / iters
 
 
-def _concurrent_message_time(comm, pair, make, size: int, seconds: float,
-                             windows: int) -> tuple[float, list[float]]:
-    """Time per message of ``make(pair, size)``, run in every pair at once: (largest over the
-    pairs, per pair), each pair's figure the fastest of ``windows`` timed windows."""
+def _timed(comm, fn, per_call: int, seconds: float, windows: int) -> float:
+    """Time per message of ``fn`` (None: this rank idles), run by its ranks at once: the
+    fastest of ``windows`` windows, the largest over the ranks that ran it."""
     from mpi4py import MPI
 
-    fn = free = None
-    messages = 1
-    if pair is not None:
-        fn, free, messages = make(pair, size)
-    try:
-        probe = 0.0
+    probe = 0.0
+    if fn is not None:
+        fn()
+        probe = _window(fn, 2)
+    probe = comm.allreduce(probe, op=MPI.MAX)
+    iters = int(min(max(seconds / windows / max(probe, 1e-7), 3), 20000))
+    best = math.inf
+    for _ in range(windows):
+        comm.Barrier()
         if fn is not None:
-            fn()  # warm-up
-            probe = _mean_time(fn, 3)
-        probe = comm.allreduce(probe, op=MPI.MAX)
-        # every pair runs the same count, so all pairs are busy over the same stretch of time
-        iters = int(min(max(seconds / windows / max(probe, 1e-7), 3), 20000))
-        results = []
-        for _ in range(windows):
-            comm.Barrier()
-            if fn is not None:
-                results.append(_mean_time(fn, iters) / messages)
-        mine = float(min(results)) if results and pair.Get_rank() == 0 else None
+            best = min(best, _window(fn, iters) / per_call)
+        _idle(comm)
+    got = comm.allreduce(best if fn is not None else -1.0, op=MPI.MAX)
+    return float(got)
+
+
+def _prepared(schedule, chunk_bytes: int, pair):
+    from collectives.mpi_executor import prepare
+
+    # the executor takes no uint8: whole int32 elements, each chunk ``chunk_bytes`` bytes
+    buf = np.ones(schedule.nchunks * max(chunk_bytes // 4, 1), np.int32)
+    return prepare(schedule, buf, None, "sum", comm=pair, timeout=60.0)
+
+
+def _pattern_time(comm, pair, schedule, nbytes, per_call, seconds, windows, active=True):
+    prep = _prepared(schedule, nbytes, pair) if pair is not None and active else None
+    try:
+        return _timed(comm, prep, per_call, seconds, windows)
     finally:
-        if free is not None:
-            free()
-    per_pair = [t for t in comm.allgather(mine) if t is not None]
-    return max(per_pair), per_pair
+        if prep is not None:
+            prep.free()
 
 
-def _reduce_time(nbytes: int, iters: int) -> float:
+def _reduce_time(comm, nbytes: int, seconds: float, windows: int) -> float:
     n = max(nbytes // 4, 1)
-    a = np.ones(n, np.float32)
-    b = np.ones(n, np.float32)
-    for _ in range(2):
-        np.add(a, b, out=a)
-    best = float("inf")
-    for _ in range(3):  # best of three: noise only adds time
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            np.add(a, b, out=a)
-        best = min(best, (time.perf_counter() - t0) / iters)
-    return best
+    a, b, c = (np.ones(n, np.float32) for _ in range(3))
 
-
-def _concurrent_reduce_time(comm, nbytes: int) -> float:
-    """``np.add`` of ``nbytes`` timed on every rank at once; the largest over the ranks."""
-    from mpi4py import MPI
-
-    probe = comm.allreduce(_reduce_time(nbytes, 1), op=MPI.MAX)
-    iters = int(min(max(0.02 / probe, 3), 1000))
-    comm.Barrier()
-    return comm.allreduce(_reduce_time(nbytes, iters), op=MPI.MAX)
-
-
-def _fit_positive(sizes, times, what: str, notes: list) -> tuple[float, float, dict]:
-    alpha, beta, fit = fit_line(np.array(sizes), np.array(times))
-    if alpha <= 0:
-        alpha = float(min(times))
-        notes.append(f"{what}: alpha from the fit was not positive; using the smallest "
-                     f"measured time")
-    if beta <= 0:
-        beta = float(times[-1] / sizes[-1])
-        notes.append(f"{what}: beta from the fit was not positive; using the largest size's "
-                     f"time/byte")
-    return alpha, beta, fit
+    def fn():
+        np.add(a, b, c)
+    return _timed(comm, fn, 1, seconds, windows)
 
 
 def _pair_comm(comm):
@@ -227,8 +237,204 @@ def _pair_comm(comm):
     return (pair if in_pair else None), size // 2
 
 
+# ------------------------------------------------------------------------------------------
+# the model
+
+
+def _positive(name: str, values, sizes) -> None:
+    bad = [(s, v) for s, v in zip(sizes, values, strict=True)
+           if not (isinstance(v, int | float) and math.isfinite(v) and v > 0)]
+    if bad:
+        raise CalibrationError(
+            f"cannot fit a model: the {name} measurement gave no positive finite time at "
+            + ", ".join(f"{s} B ({v!r})" for s, v in bad[:4])
+            + "; rerun 'bench calibrate' (more --time, fewer other jobs on the machine)")
+
+
+def _slope(sizes, times) -> float:
+    """Seconds per byte between the two largest sizes, or (flat there) between the smallest
+    and the largest."""
+    last = (times[-1] - times[-2]) / (sizes[-1] - sizes[-2])
+    return last if last > 0 else (times[-1] - times[0]) / (sizes[-1] - sizes[0])
+
+
+def _envelope(times, what: str, notes: list) -> list[float]:
+    out = list(np.minimum.accumulate(np.asarray(times, float)[::-1])[::-1])
+    lowered = sum(1 for a, b in zip(times, out, strict=True) if b < a)
+    if lowered:
+        notes.append(f"{what}: {lowered} of {len(times)} figures lowered to a larger size's "
+                     f"(noise: a larger message measured faster)")
+    return [float(x) for x in out]
+
+
+def _segments(sizes, times, base_lat: float, base_inv: float, notes: list, what: str):
+    """SimGrid-style rows ``(min_bytes, lat factor, bw factor)``: row i's line
+    ``base_lat * lf + b * base_inv / bf`` passes through measurements i and i+1 (the first row
+    from 0 bytes, the last line extended beyond the largest size)."""
+    rows = []
+    floor = base_inv * 1e-3
+    for i in range(len(sizes) - 1):
+        s0, s1, t0, t1 = sizes[i], sizes[i + 1], times[i], times[i + 1]
+        slope = (t1 - t0) / (s1 - s0)
+        slope = max(slope, floor)  # flat (the envelope): a near-free byte, never a negative
+        lat = t0 - slope * s0
+        if lat < 0:  # the line through both points would cross zero above 0 B: through the
+            lat = 0.0  # first point from the origin instead (the next row takes over at s1)
+            slope = t0 / s0
+        rows.append((0.0 if i == 0 else float(s0), lat / base_lat, base_inv / slope))
+    return tuple(rows)
+
+
+def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi) -> dict:
+    """The calibrated model from the measurements (see the module docstring).
+
+    ``lone``, ``crowd`` and ``reduce`` are times per size (seconds), ``multi`` maps k to the
+    crowd's step time with k messages each way at ``sizes[0]``. Raises
+    :class:`CalibrationError` naming the measurement where a figure cannot be used.
+
+    >>> m = fit_model([4, 1024, 4096], [2e-6, 3e-6, 6e-6], [4e-6, 5e-6, 14e-6], 2,
+    ...               [4, 1024, 4096], [1e-6, 1.5e-6, 3e-6], {1: 4e-6, 2: 6e-6})
+    >>> round(m["alpha"] * 1e6, 6), round(m["beta"] * 1e12, 3), round(m["gamma"] * 1e12, 3)
+    (2.0, 976.562, 488.281)
+    >>> round(m["message_overhead"] * 1e6, 2)
+    1.0
+    """
+    from sim.models import Hockney, calibrated_cost
+
+    if len(sizes) < 2 or len(reduce_sizes) < 2:
+        raise CalibrationError("cannot fit a model: need at least two sizes (-b < -e)")
+    _positive("lone ping-pong", lone, sizes)
+    _positive("crowd exchange", crowd, sizes)
+    _positive("reduction", reduce, reduce_sizes)
+    _positive("multi-message exchange", list(multi.values()), [f"k={k}" for k in multi])
+    notes: list[str] = []
+    # Noise only adds time, and a larger message never takes less: each figure becomes the
+    # smallest measured at its size or any larger one (a right-to-left running minimum).
+    lone = _envelope(lone, "lone ping-pong", notes)
+    crowd = _envelope(crowd, "crowd exchange", notes)
+    reduce = _envelope(reduce, "reduction", notes)
+    multi = dict(zip(sorted(multi), _envelope([multi[k] for k in sorted(multi)],
+                                              "multi-message exchange", notes), strict=True))
+    alpha = float(lone[0])
+    beta = _slope(sizes, lone)
+    if not beta > 0:
+        raise CalibrationError(
+            f"cannot fit a model: beta from the lone ping-pong is {beta:.3g} s/B (the time at "
+            f"{sizes[-2]} B is {lone[-2]:.3g} s, at {sizes[-1]} B {lone[-1]:.3g} s); rerun with "
+            f"a larger -e or more --time")
+    r0 = float(reduce[0])
+    gamma = _slope(reduce_sizes, reduce)
+    if not gamma > 0:
+        raise CalibrationError(
+            f"cannot fit a model: gamma from the reduction is {gamma:.3g} s/B (the time at "
+            f"{reduce_sizes[-2]} B is {reduce[-2]:.3g} s, at {reduce_sizes[-1]} B "
+            f"{reduce[-1]:.3g} s); rerun with more --time")
+    model = {
+        "alpha": alpha,
+        "beta": float(beta),
+        "gamma": float(gamma),
+        "size_factors": _segments(sizes, lone, alpha, beta, notes, "lone ping-pong"),
+        "crowd_factors": _segments(sizes, crowd, alpha, beta, notes, "crowd exchange"),
+        "crowd_transfers": int(crowd_transfers),
+        "message_overhead": 0.0,
+        "reduce_overhead": r0,
+        "reduce_factors": _segments(reduce_sizes, reduce, r0, gamma, notes, "reduction"),
+    }
+    # o: the k-message exchange against the same model without o, per extra message posted
+    h = Hockney(alpha, beta, gamma, **{k: v for k, v in model.items()
+                                       if k not in ("alpha", "beta", "gamma")})
+    per = []
+    for k, t in sorted(multi.items()):
+        if k < 2:
+            continue
+        n = k * crowd_transfers
+        base = float(calibrated_cost(h, alpha, beta, np.full(n, float(sizes[0])))[0])
+        per.append((t - base) / (2 * k - 2))
+    if per:
+        o = float(np.median(per))
+        if o < 0:
+            notes.append(f"message overhead: the multi-message exchange is no slower than the "
+                         f"crowd's line predicts ({o * 1e6:.2f} us per message); o = 0")
+            o = 0.0
+        model["message_overhead"] = o
+    for key in ("alpha", "beta", "gamma", "reduce_overhead", "message_overhead"):
+        if not (math.isfinite(model[key]) and model[key] >= 0):
+            raise CalibrationError(f"cannot fit a model: {key} = {model[key]!r}")
+    model["notes"] = notes
+    return model
+
+
+def write_model(path, doc: dict) -> None:
+    """Write ``doc`` as JSON to ``path`` whole: a temporary file beside it, then a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def model_mismatches(path, host: str | None, library: str | None, ranks) -> list[str]:
+    """One line per way the model file at ``path`` was calibrated elsewhere than where it is
+    used: another machine (host), MPI library or rank count (``ranks`` an int or a set).
+
+    >>> import json, os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "m.json")
+    >>> with open(p, "w") as f:
+    ...     json.dump({"host": "a", "library": "MPICH 5.0.2", "ranks": 2,
+    ...                "size_factors": [[0, 1, 1]]}, f)
+    >>> model_mismatches(p, "a", "MPICH 5.0.2", 2)
+    []
+    >>> for line in model_mismatches(p, "b", "Open MPI 5.0.11", {2, 4}):  # doctest: +ELLIPSIS
+    ...     print(line)
+    model file ...m.json' was calibrated on host 'a', not 'b'
+    model file ...m.json' was calibrated under MPICH 5.0.2, not Open MPI 5.0.11
+    model file ...m.json' was calibrated at 2 ranks, used here for 4: calibrate at each rank count
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return []  # load_model_file reports an unreadable file
+    if not isinstance(doc, dict):
+        return []
+    name = f"model file {str(path)!r}"
+    out = []
+    if doc.get("host") and host and doc["host"] != host:
+        out.append(f"{name} was calibrated on host {doc['host']!r}, not {host!r}")
+    if doc.get("library") and library and doc["library"] != library:
+        out.append(f"{name} was calibrated under {doc['library']}, not {library}")
+    used = {ranks} if isinstance(ranks, int) else set(ranks or ())
+    if isinstance(doc.get("ranks"), int) and used - {doc["ranks"]}:
+        out.append(f"{name} was calibrated at {doc['ranks']} ranks, used here for "
+                   f"{', '.join(map(str, sorted(used - {doc['ranks']})))}: calibrate at each "
+                   f"rank count")
+    if not doc.get("size_factors"):
+        out.append(f"{name} has no calibrated size factors (an alpha/beta/gamma file): "
+                   f"predictions use the plain Hockney model")
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# the command
+
+
+def _sizes(lo: int, hi: int, factor: float) -> list[int]:
+    out = []
+    s = lo
+    while s <= hi:
+        size = max(4, (int(s) + 3) // 4 * 4)  # whole int32 elements for the executor
+        if not out or size > out[-1]:
+            out.append(size)
+        s = s * factor
+    return out
+
+
 def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
-    """Measure and fit; write ``--out`` on rank 0; return the model dict (on every rank)."""
+    """Measure and fit; write ``--out`` on rank 0; return the model document (every rank)."""
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD if comm is None else comm
@@ -236,125 +442,107 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
     p = Parser(prog="python -m bench calibrate", rank=rank,
                description=__doc__.split("\n\n")[1])
     p.add_argument("--out", metavar="FILE", help="write the model as JSON here")
-    p.add_argument("-b", "--minbytes", type=parse_size, default=8)
-    p.add_argument("-e", "--maxbytes", type=parse_size, default=4 << 20)
-    p.add_argument("-f", "--stepfactor", type=float, default=4.0)
-    p.add_argument("--pattern", choices=tuple(PATTERNS), default="exchange",
-                   help="which measurement gives alpha and beta (default exchange); all "
-                        "three are measured and kept in the model file")
-    p.add_argument("--time", type=float, default=0.1,
-                   help="seconds of ping-pong per size and pattern (default 0.1)")
-    p.add_argument("--windows", type=int, default=5,
-                   help="timed windows per size and pattern; the fastest is kept (default 5)")
-    p.add_argument("--reduce-sizes", default="1M,4M,16M",
-                   help="operand sizes for the gamma fit (default 1M,4M,16M)")
+    p.add_argument("-b", "--minbytes", type=parse_size, default=4)
+    p.add_argument("-e", "--maxbytes", type=parse_size, default=16 << 20)
+    p.add_argument("-f", "--stepfactor", type=float, default=2.0)
+    p.add_argument("--time", type=float, default=0.2,
+                   help="seconds per size and measurement (default 0.2)")
+    p.add_argument("--windows", type=int, default=11,
+                   help="timed windows per size and measurement; the fastest is kept (11)")
     a = p.parse_args(args)
     if comm.Get_size() < 2:
         raise UsageError("calibrate needs at least 2 ranks (mpiexec -n 2 python -m bench "
                          "calibrate)")
-    if a.stepfactor <= 1 or a.minbytes < 1 or a.maxbytes < a.minbytes:
-        raise UsageError("calibrate: need 1 <= -b <= -e and -f > 1")
+    if a.stepfactor <= 1 or a.minbytes < 1 or a.maxbytes <= a.minbytes:
+        raise UsageError("calibrate: need 1 <= -b < -e and -f > 1")
     if not a.time > 0:
         raise UsageError("argument --time: must be > 0")
     if a.windows < 1:
         raise UsageError("argument --windows: must be >= 1")
-    try:
-        reduce_sizes = [parse_size(s) for s in a.reduce_sizes.split(",") if s.strip()]
-    except Exception as e:
-        raise UsageError(f"argument --reduce-sizes: {e}") from None
-    if len(reduce_sizes) < 2:
-        raise UsageError("argument --reduce-sizes: give at least two sizes")
-
-    sizes = []
-    s = a.minbytes
-    while s <= a.maxbytes:
-        # whole int32 elements for the executor (at least one)
-        size = max(4, (int(s) + 3) // 4 * 4)
-        if not sizes or size > sizes[-1]:
-            sizes.append(size)
-        s = int(s * a.stepfactor)
-    pair, npairs = _pair_comm(comm)
-    kinds = [a.pattern, *(k for k in PATTERNS if k != a.pattern)]
-    times: dict[str, list[float]] = {k: [] for k in kinds}
-    per_pair: list[list[float]] = []
-    try:
-        for size in sizes:
-            for k in kinds:  # interleaved, so that a slow spell of the machine hits all alike
-                t, each = _concurrent_message_time(comm, pair, PATTERNS[k](), size,
-                                                   a.time, a.windows)
-                times[k].append(t)
-                if k == a.pattern:
-                    per_pair.append(each)
-    finally:
-        if pair is not None:
-            pair.Free()
-    notes: list[str] = []
-    fits = {k: _fit_positive(sizes, times[k], k, notes) for k in kinds}
-    alpha, beta, fit = fits[a.pattern]
-    raw_alpha, raw_beta, raw_fit = fits["raw"]
-
-    red_times = [_concurrent_reduce_time(comm, nbytes) for nbytes in reduce_sizes]
-    g0, gamma, gfit = fit_line(np.array(reduce_sizes), np.array(red_times))
-    if gamma <= 0:
-        gamma = float(red_times[-1] / reduce_sizes[-1])
-        notes.append("gamma from the fit was not positive; using the largest size's time/byte")
-
-    env = environment(comm)
-
-    def brief(info):
-        return {k: info[k] for k in ("max_rel_residual", "rms_rel_residual")}
-
-    model = {
-        "alpha": alpha,
-        "beta": beta,
-        "gamma": gamma,
-        "units": {"alpha": "s", "beta": "s/byte", "gamma": "s/byte"},
-        "method": METHOD[a.pattern],
-        "pattern": a.pattern,
-        "ranks": comm.Get_size(),
-        "pairs": npairs,
-        "raw_alpha": raw_alpha,
-        "raw_beta": raw_beta,
-        "residuals": {**{k: brief(fits[k][2]) for k in kinds}, "reduction": brief(gfit)},
-        "library": env.get("library"),
-        "library_version": env.get("library_version"),
-        "host": env["host"],
-        "hosts": env.get("hosts"),
-        "date": env["date"],
-        "environment": env,
-        "sizes": sizes,
-        "patterns": {k: {"method": METHOD[k], "alpha": fits[k][0], "beta": fits[k][1],
-                         "time_per_message_s": times[k], "fit": fits[k][2]} for k in kinds},
-        "per_pair_s": per_pair,
-        "reduction": {"op": "np.add float32", "sizes": reduce_sizes, "time_s": red_times,
-                      "concurrent_ranks": comm.Get_size(), "intercept_s": g0, "fit": gfit},
-        "notes": notes,
-    }
+    sizes = _sizes(a.minbytes, a.maxbytes, a.stepfactor)
+    if len(sizes) < 2:
+        raise UsageError("calibrate: -b .. -e with -f gives fewer than two sizes")
+    model = measure_and_fit(comm, sizes, a.time, a.windows)
+    env = model["environment"]
     if verbose and rank == 0:
         for line in header_lines(env):
             print(line)
-        print(f"# time per message, {npairs} pair(s) at once, largest over the pairs; "
-              f"alpha, beta from '{a.pattern}'")
-        print(f"#{'size(B)':>11}" + "".join(f" {k + '(us)':>14} {'fit':>9}" for k in kinds))
-        for i, size in enumerate(sizes):
-            print(f"{size:>12}" + "".join(
-                f" {times[k][i] * 1e6:>14.2f} {(fits[k][0] + fits[k][1] * size) * 1e6:>9.2f}"
-                for k in kinds))
-        print(f"# alpha = {alpha * 1e6:.3f} us, beta = {beta * 1e9:.4f} ns/B "
-              f"({1 / beta / 1e9:.2f} GB/s), gamma = {gamma * 1e9:.4f} ns/B "
-              f"({1 / gamma / 1e9:.2f} GB/s); max relative residual "
-              f"{fit['max_rel_residual']:.2f}")
-        for k in kinds[1:]:
-            ka, kb, kf = fits[k]
-            print(f"# {k}: alpha = {ka * 1e6:.3f} us, beta = {kb * 1e9:.4f} ns/B "
-                  f"({1 / kb / 1e9:.2f} GB/s); max relative residual "
-                  f"{kf['max_rel_residual']:.2f}")
-        for note in notes:
-            print(f"# note: {note}")
+        _print(model)
     if rank == 0 and a.out:
-        with open(a.out, "w") as f:
-            json.dump(model, f, indent=1)
-            f.write("\n")
+        write_model(a.out, model)
         if verbose:
             print(f"# wrote {a.out}", flush=True)
     return model
+
+
+def measure_and_fit(comm, sizes: list[int], seconds: float, windows: int) -> dict:
+    """Run every micro-benchmark on ``comm`` (all its ranks) and fit; the model document."""
+    p = comm.Get_size()
+    pair, _ = _pair_comm(comm)
+    lone_pair = comm.Get_rank() < 2
+    ping = pingpong_schedule()
+    lone, crowd = [], []
+    try:
+        for size in sizes:  # interleaved, so that a slow spell of the machine hits both alike
+            lone.append(_pattern_time(comm, pair, ping, size, 2, seconds, windows,
+                                      active=lone_pair))
+            crowd.append(_pattern_time(comm, comm, shift_schedule(p), size, 1, seconds,
+                                       windows))
+        multi = {k: _pattern_time(comm, comm, shift_schedule(p, k), sizes[0], 1, seconds,
+                                  windows) for k in MULTI}
+    finally:
+        if pair is not None:
+            pair.Free()
+    reduce = [_reduce_time(comm, size, seconds, windows) for size in sizes]
+    env = environment(comm)
+    fitted = fit_model(sizes, lone, crowd, p, sizes, reduce, multi)
+    return {
+        "format": FORMAT,
+        **fitted,
+        "units": {"alpha": "s", "beta": "s/byte", "gamma": "s/byte", "message_overhead": "s",
+                  "reduce_overhead": "s", "factors": "rows (min_bytes, latency factor, "
+                                                     "bandwidth factor)"},
+        "host": env["host"],
+        "cpus": env["cpus"],
+        "library": env.get("library"),
+        "library_version": env.get("library_version"),
+        "ranks": comm.Get_size(),
+        "date": env["date"],
+        "method": "micro-benchmarks through collectives.mpi_executor.prepare on every rank: "
+                  "lone ping-pong (ranks 0,1; others idle), crowd shift (every rank to the "
+                  "next), multi-message shift, np.add on every rank; piecewise factors "
+                  "through the measured points (bench/calibrate.py)",
+        "measurements": {
+            "sizes": sizes,
+            "lone_pingpong_s": lone,
+            "crowd_exchange_s": crowd,
+            "multi_exchange_bytes": sizes[0],
+            "multi_exchange_s": {str(k): v for k, v in multi.items()},
+            "reduce_sizes": sizes,
+            "reduce_s": reduce,
+            "seconds_per_point": seconds,
+            "windows": windows,
+        },
+        "environment": env,
+    }
+
+
+def _print(model: dict) -> None:
+    m = model["measurements"]
+    print(f"# lone: one pair ping-pongs, the others idle; crowd: all {model['ranks']} ranks "
+          f"send to the next ({model['crowd_transfers']} transfers at once); reduce: np.add "
+          f"on every rank")
+    print(f"#{'size(B)':>11} {'lone(us)':>10} {'crowd(us)':>10} {'reduce(us)':>11} "
+          f"{'lone GB/s':>10} {'crowd GB/s':>11}")
+    for i, size in enumerate(m["sizes"]):
+        lo, cr, rd = m["lone_pingpong_s"][i], m["crowd_exchange_s"][i], m["reduce_s"][i]
+        print(f"{size:>12} {lo * 1e6:>10.2f} {cr * 1e6:>10.2f} {rd * 1e6:>11.2f} "
+              f"{size / lo / 1e9:>10.3f} {size / cr / 1e9:>11.3f}")
+    multi = ", ".join(f"k={k}: {t * 1e6:.2f} us" for k, t in m["multi_exchange_s"].items())
+    print(f"# multi-message shift at {m['multi_exchange_bytes']} B: {multi}")
+    print(f"# alpha = {model['alpha'] * 1e6:.3f} us, beta = {model['beta'] * 1e9:.4f} ns/B "
+          f"({1 / model['beta'] / 1e9:.2f} GB/s), gamma = {model['gamma'] * 1e9:.4f} ns/B, "
+          f"reduce overhead = {model['reduce_overhead'] * 1e6:.2f} us, message overhead o = "
+          f"{model['message_overhead'] * 1e6:.2f} us")
+    for note in model["notes"]:
+        print(f"# note: {note}")

@@ -3,12 +3,12 @@
 1. the embedded what-if study (``python -m sim``) -> ``report/index.html``;
 2. a short real sweep of every all-reduce beside MPI's own (``mpiexec -n 4 python -m bench``,
    each point the fastest of three interleaved timings) -> ``report/measured.json``;
-3. calibration of the simulator's model under the sweep's own conditions: a 2-rank schedule
-   through the project's MPI executor, all ranks in pairs at once (``mpiexec -n 4 python -m
-   bench calibrate``) -> ``report/model.json``;
-4. predicted against measured for this machine, with the calibrated model and with one fitted
-   to the measured records (``python -m bench report --fit``) -> ``report/measured/index.html``
-   and ``report/measured/fitted-model.json``.
+3. calibration of the simulator's model on the sweep's rank count with micro-benchmarks kept
+   apart from the collectives (``mpiexec -n 4 python -m bench calibrate``, see
+   docs/calibration.md) -> ``report/model.json``;
+4. predicted against measured for this machine, with the calibrated model and (labelled FIT)
+   with one fitted to the measured records (``python -m bench report --fit``) ->
+   ``report/measured/index.html`` and ``report/measured/fitted-model.json``.
 
 The MPI runs get ``MPIR_CVAR_CH4_PROGRESS_THROTTLE=1`` unless it is set already (as the tests'
 launcher does): with more ranks than cores, MPICH's busy-polling waits otherwise hold a core
@@ -67,17 +67,18 @@ def main(argv: list[str] | None = None) -> int:
          [mpiexec, "-n", str(args.ranks), py, "-m", "bench", "-b", "8", "-e", args.maxbytes,
           "-f", "4", "-n", "10", "-w", "3", "--repeat", "3", "--json",
           str(out / "measured.json")], 900)
-    _run(f"calibration on {args.ranks} ranks: alpha, beta from a ping-pong schedule through the "
-         f"executor, gamma from a local reduction",
+    _run(f"calibration on {args.ranks} ranks: micro-benchmarks through the executor (lone "
+         f"ping-pong, all pairs at once, several messages per step, np.add by size)",
          [mpiexec, "-n", str(args.ranks), py, "-m", "bench", "calibrate", "--out",
           str(out / "model.json")], 300)
-    _run("predicted against measured: calibrated model, and one fitted to the records",
+    _run("predicted against measured: the calibrated model, and (labelled FIT) one fitted to "
+         "the records",
          [py, "-m", "bench", "report", str(out / "measured.json"), "--model-file",
           str(out / "model.json"), "--fit", "--out", str(out / "measured")], 300)
     print(f"\nEverything is in {out}/:\n"
           f"  {out / 'index.html'}            what-if study: figures and who wins where\n"
           f"  {out / 'measured.json'}         measured records (bench --json)\n"
-          f"  {out / 'model.json'}            calibrated alpha, beta, gamma for this machine\n"
+          f"  {out / 'model.json'}            the calibrated model of this machine\n"
           f"  {out / 'measured' / 'index.html'}  predicted against measured\n"
           f"  {out / 'measured' / 'fitted-model.json'}  alpha, beta, gamma fitted to the "
           f"records\n(total {time.perf_counter() - t0:.0f} s)")

@@ -79,7 +79,9 @@ def load_results(path: str | Path) -> tuple[dict, list[dict]]:
 
 
 def _simulable(r: dict) -> bool:
-    return r["algorithm"] != "native" and int(r["size"]) > 0
+    """A project algorithm by name (``native``, the library's call, and ``auto``, whose
+    schedule varies by size, are measured only)."""
+    return r["algorithm"] not in ("native", "auto") and int(r["size"]) > 0
 
 
 def _predict(r: dict, params) -> float:
@@ -233,29 +235,132 @@ def _figures(rows, env, out, model, fitted) -> list[Path]:
     return figures
 
 
+SPLIT = 64 << 10  # errors are summarised below and from 64 KiB
+
+
+def accuracy(rows: list[dict], key: str = "predicted_s") -> list[dict]:
+    """Per (collective, ranks): median and max |error| below and from :data:`SPLIT`, and per
+    size whether the predicted winner (fastest by ``key``) is the measured one, or within 5%
+    of the measured best (over the project algorithms measured at that size)."""
+    err = "error_pct" if key == "predicted_s" else "fitted_error_pct"
+    out = []
+    for coll, ranks in sorted({(r["collective"], r["ranks"]) for r in rows}):
+        sel = [r for r in rows if r["collective"] == coll and r["ranks"] == ranks
+               and r.get(key) is not None]
+        if not sel:
+            continue
+        entry = {"collective": coll, "ranks": ranks}
+        for part, keep in (("small", lambda r: r["size"] < SPLIT),
+                           ("large", lambda r: r["size"] >= SPLIT)):
+            e = [abs(r[err]) for r in sel if keep(r)]
+            entry[part] = ({"median": float(np.median(e)), "max": float(np.max(e)),
+                            "points": len(e)} if e else None)
+        winners = []
+        for size in sorted({r["size"] for r in sel}):
+            at = [r for r in sel if r["size"] == size]
+            measured = min(at, key=lambda r: r["time_s"])
+            chosen = min(at, key=lambda r: r[key])
+            winners.append({"size": size, "measured": measured["algorithm"],
+                            "predicted": chosen["algorithm"],
+                            "ratio": chosen["time_s"] / measured["time_s"]})
+        entry["winners"] = winners
+        entry["winner_within_5pct"] = sum(w["ratio"] <= 1.05 for w in winners)
+        out.append(entry)
+    return out
+
+
+def _accuracy_lines(acc: list[dict], label: str) -> list[str]:
+    lines = []
+    for a in acc:
+        lines.append(f"# {label}, {a['collective']} on {a['ranks']} ranks:")
+        for part, text in (("small", "< 64 KiB"), ("large", ">= 64 KiB")):
+            s = a[part]
+            if s:
+                lines.append(f"#   {text:>9}: median |error| {s['median']:5.1f}%, max "
+                             f"{s['max']:5.1f}% over {s['points']} points")
+        w = a["winners"]
+        lines.append(f"#   predicted winner's measured time within 5% of the measured best at "
+                     f"{a['winner_within_5pct']} of {len(w)} sizes")
+        lines.append(f"#   {'size(B)':>10} {'measured winner':>20} {'predicted winner':>20} "
+                     f"{'its time/best':>13}")
+        lines += [f"#   {x['size']:>10} {x['measured']:>20} {x['predicted']:>20} "
+                  f"{x['ratio']:>13.3f}{'' if x['ratio'] <= 1.05 else '  <- off'}" for x in w]
+    return lines
+
+
+def _spread_lines(per_run: list[list[dict]]) -> list[str]:
+    """Across runs: each figure's median over the runs and its range (the spread)."""
+    lines = [f"# over {len(per_run)} runs (median of the runs' figures, [min .. max]):"]
+    keyed: dict = {}
+    for acc in per_run:
+        for a in acc:
+            keyed.setdefault((a["collective"], a["ranks"]), []).append(a)
+    for (coll, ranks), accs in sorted(keyed.items()):
+        parts = []
+        for part, text in (("small", "<64K"), ("large", ">=64K")):
+            for stat in ("median", "max"):
+                v = [a[part][stat] for a in accs if a[part]]
+                if v:
+                    parts.append(f"{text} {stat} {np.median(v):.1f}% [{min(v):.1f} .. "
+                                 f"{max(v):.1f}]")
+        ok = [a["winner_within_5pct"] / max(len(a["winners"]), 1) * 100 for a in accs]
+        parts.append(f"winner within 5% at {np.median(ok):.0f}% of sizes [{min(ok):.0f} .. "
+                     f"{max(ok):.0f}]")
+        lines.append(f"#   {coll} on {ranks} ranks: " + "; ".join(parts))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench report",
-        description="Predicted (simulator, calibrated or fitted model) against measured "
-                    "(bench --json).")
-    parser.add_argument("results", help="JSON written by 'python -m bench --json FILE'")
+        description="Predicted (simulator, calibrated model) against measured (bench --json); "
+                    "--fit adds a model fitted to the records themselves, labelled as a fit.")
+    parser.add_argument("results", nargs="+",
+                        help="JSON written by 'python -m bench --json FILE' (several: one per "
+                             "run, summarised with their spread)")
     parser.add_argument("--model-file",
-                        help="JSON with alpha, beta, gamma ('python -m bench calibrate --out'); "
-                             "required unless --fit")
+                        help="JSON from 'python -m bench calibrate --out'; required unless "
+                             "--fit")
     parser.add_argument("--fit", action="store_true",
                         help="also fit alpha, beta, gamma to the records (relative least "
-                             "squares, non-negative); writes OUT/fitted-model.json")
+                             "squares, non-negative): a curve fit, not a prediction; writes "
+                             "OUT/fitted-model.json")
     parser.add_argument("--out", default="report/measured",
                         help="output directory (default: report/measured)")
     args = parser.parse_args(argv)
     if args.model_file is None and not args.fit:
         parser.error("give --model-file FILE (from 'python -m bench calibrate'), --fit, or both")
+    runs = []
     try:
-        env, records = load_results(args.results)
         model = load_model_file(args.model_file) if args.model_file else None
-        rows = compare(records, model) if model is not None else [
-            {**{k: r[k] for k in ("collective", "algorithm", "ranks", "size", "time_s")},
-             "dtype": r.get("dtype", "float")} for r in records]
+        for path in args.results:
+            env, records = load_results(path)
+            runs.append((path, env, records))
+    except ValueError as e:
+        print(f"python -m bench report: {e}", file=sys.stderr)
+        return 2
+    if model is not None:
+        from bench.calibrate import model_mismatches
+
+        for path, env, records in runs:
+            for line in model_mismatches(args.model_file, env.get("host"), env.get("library"),
+                                         {int(r["ranks"]) for r in records}):
+                print(f"python -m bench report: warning: {line} ({path})", file=sys.stderr)
+    try:
+        per_run = []
+        all_rows = []
+        for i, (_, _env, records) in enumerate(runs):
+            rows = compare(records, model) if model is not None else [
+                {**{k: r[k] for k in ("collective", "algorithm", "ranks", "size", "time_s")},
+                 "dtype": r.get("dtype", "float")} for r in records]
+            for r in rows:
+                r["run"] = i
+            all_rows += rows
+            if model is not None:
+                per_run.append(accuracy(rows))
+        records = [r for _, _, rec in runs for r in rec]
+        env = runs[0][1]
+        rows = all_rows
         fitted = fit_info = None
         if args.fit:
             fitted, fit_info = fit_records(records)
@@ -271,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    figures = _figures(rows, env, out, model, fitted)
+    first = [r for r in rows if r["run"] == 0]
+    figures = _figures(first, env, out, model, fitted)
     calibrated = _stats(rows, "error_pct")
     refit = _stats(rows, "fitted_error_pct")
     summary = []
@@ -280,38 +386,58 @@ def main(argv: list[str] | None = None) -> int:
                        f"{calibrated[0]:.1f}%, max {calibrated[1]:.1f}% over {calibrated[2]} "
                        f"points")
     if refit:
-        summary.append(f"fitted model ({_describe(fitted)}): median |error| {refit[0]:.1f}%, "
-                       f"max {refit[1]:.1f}% over {refit[2]} points")
+        summary.append(f"FIT to these very records, not a prediction ({_describe(fitted)}): "
+                       f"median |error| {refit[0]:.1f}%, max {refit[1]:.1f}% over {refit[2]} "
+                       f"points")
     if fitted is not None:
         doc = {**fitted, "units": {"alpha": "s", "beta": "s/byte", "gamma": "s/byte"},
                "method": "non-negative least squares of the simulator's Hockney prediction "
-                         "(fully connected) to measured records, weighted by 1/measured",
-               "source": str(args.results), "ranks": sorted({int(r["ranks"]) for r in records}),
+                         "(fully connected) to measured records, weighted by 1/measured: a "
+                         "curve fit to the records, not a calibration",
+               "source": list(args.results),
+               "ranks": sorted({int(r["ranks"]) for r in records}),
                "residuals": fit_info, "calibrated": model, "environment": env}
-        (out / "fitted-model.json").write_text(json.dumps(doc, indent=1) + "\n")
+        from bench.calibrate import write_model
+
+        write_model(out / "fitted-model.json", doc)
+    accuracy_lines = []
+    for i, acc in enumerate(per_run):
+        label = "calibrated prediction" + (f", run {i + 1} ({args.results[i]})"
+                                           if len(per_run) > 1 else "")
+        accuracy_lines += _accuracy_lines(acc, label)
+    if len(per_run) > 1:
+        accuracy_lines += _spread_lines(per_run)
+    if fitted is not None:
+        accuracy_lines += _accuracy_lines(accuracy(first, "fitted_s"),
+                                          "FIT (not a prediction), run 1")
     (out / "comparison.json").write_text(json.dumps(
         {"model": model, "fitted_model": fitted, "fit": fit_info, "environment": env,
-         "rows": rows}, indent=1))
+         "accuracy": per_run, "rows": rows}, indent=1, default=list))
 
     def cell(r, label, key, err):
         if r.get(key) is None:
             return ""
         return f"  {label} {r[key] * 1e6:10.2f} us  error {r[err]:+7.1f}%"
 
-    lines = [f"{r['algorithm']:<20} {r['size']:>10} B  measured {r['time_s'] * 1e6:10.2f} us"
+    lines = [(f"run {r['run'] + 1} " if len(runs) > 1 else "")
+             + f"{r['algorithm']:<20} {r['ranks']:>3} ranks {r['size']:>10} B  measured "
+             f"{r['time_s'] * 1e6:10.2f} us"
              + cell(r, "predicted", "predicted_s", "error_pct")
-             + cell(r, "fitted", "fitted_s", "fitted_error_pct")
+             + cell(r, "FIT", "fitted_s", "fitted_error_pct")
              for r in rows if _simulable(r)]
     page = ["<!doctype html><html><head><meta charset='utf-8'><title>Predicted vs measured"
             "</title></head><body style='font-family:system-ui;max-width:1000px;margin:2em "
             "auto'>", "<h1>Predicted against measured</h1>",
             f"<p>Environment: {html.escape(json.dumps(env))}</p>",
-            f"<p>Calibrated model: {html.escape(json.dumps(model))}</p>" if model else "",
+            f"<p>Calibrated model: {html.escape(json.dumps(model, default=list))}</p>"
+            if model else "",
             *(f"<p>{html.escape(s)}.</p>" for s in summary),
             *(f"<img src='{f.name}' style='max-width:100%'>" for f in figures),
-            "<pre>" + html.escape("\n".join(lines)) + "</pre></body></html>"]
+            "<pre>" + html.escape("\n".join(lines + accuracy_lines)) + "</pre></body></html>"]
     (out / "index.html").write_text("\n".join(page))
     print("\n".join(lines))
+    for line in accuracy_lines:
+        print(line)
     for s in summary:
         print(f"# {s}")
     if fitted is not None:

@@ -78,8 +78,12 @@ def make_parser(rank: int = 0, prog: str = "python -m bench [sweep]") -> Parser:
     p.add_argument("--collective", type=canonical_collective, default="allreduce",
                    help=f"{', '.join(COLLECTIVES)} (default allreduce)")
     p.add_argument("--algorithms", default="all",
-                   help="comma-separated algorithm names and/or 'native' (default: all "
-                        "of the collective's algorithms plus native)")
+                   help="comma-separated algorithm names, 'native' and/or 'auto' (the project "
+                        "schedule the calibrated simulator predicts fastest per size; default: "
+                        "all of the collective's algorithms plus native)")
+    p.add_argument("--model-file", metavar="FILE",
+                   help="for auto: the model from 'bench calibrate' (default: a short "
+                        "calibration first)")
     p.add_argument("--inplace", type=int, choices=(0, 1), default=0,
                    help="time in-place calls (1) instead of out-of-place ones (0)")
     p.add_argument("--repeat", type=int, default=1,
@@ -329,11 +333,13 @@ def _algorithm_list(text: str, coll: str) -> list[str]:
     if text.strip().lower() == "all":
         return [*known, "native"]
     names = [a.strip().lower().replace("_", "-") for a in text.split(",") if a.strip()]
-    bad = [a for a in names if a not in known and a != "native"]
+    if "all" in names:
+        names = [n for a in names for n in ([*known, "native"] if a == "all" else [a])]
+    bad = [a for a in names if a not in known and a not in ("native", "auto")]
     if bad or not names:
         raise UsageError(f"argument --algorithms: unknown {coll} algorithm(s) "
                          f"{', '.join(map(repr, bad)) or '(none given)'}; use "
-                         f"{', '.join(known)}, native or all")
+                         f"{', '.join(known)}, native, auto or all")
     return list(dict.fromkeys(names))
 
 
@@ -347,9 +353,10 @@ def _count_for(coll: str, size: int, itemsize: int, p: int) -> int:
 class _Case:
     """One algorithm at one size: its callable, result and expected output."""
 
-    def __init__(self, name, fn, result, reset, expected, free):
+    def __init__(self, name, fn, result, reset, expected, free, choice=None):
         self.name, self.fn, self.result, self.reset = name, fn, result, reset
         self.expected, self.free = expected, free
+        self.choice = choice  # auto's bench.auto.Choice
         self.times: list[float] = []
         self.iters = 0
 
@@ -365,8 +372,18 @@ def _cases(backend, a, names, data: _Data, p: int, rank: int) -> list[_Case]:
         return [(q * m, (q + 1) * m)]
 
     for name in names:
+        choice = None
         if name == "native":
             blocks = equal_blocks
+        elif name == "auto":
+            from bench.auto import choose
+
+            choice = choose(coll, p, n * np.dtype(dtype).itemsize, np.dtype(dtype).itemsize,
+                            a.auto_params)
+            schedule = choice.schedule
+
+            def blocks(q, s=schedule):
+                return _owned(s, n, q)
         else:
             try:
                 schedule = build(coll, name, p)
@@ -398,8 +415,42 @@ def _cases(backend, a, names, data: _Data, p: int, rank: int) -> list[_Case]:
             else:
                 backend.fill(recv, sentinel)
 
-        cases.append(_Case(name, fn, result, reset, data.expected(blocks), free))
+        cases.append(_Case(name, fn, result, reset, data.expected(blocks), free, choice))
     return cases
+
+
+def _auto_params(comm, a, p: int, say: bool):
+    """The calibrated model auto predicts with: ``--model-file`` (a warning per mismatch with
+    this run), else a short calibration on this job's ranks."""
+    from sim.models import load_model_file, model_params
+
+    if a.model_file:
+        from bench._common import library_name
+        from bench.calibrate import model_mismatches
+
+        try:
+            values = load_model_file(a.model_file)
+        except ValueError as e:
+            raise UsageError(f"argument --model-file: {e}") from None
+        if say:
+            import socket
+
+            from mpi4py import MPI
+
+            for line in model_mismatches(a.model_file, socket.gethostname(),
+                                         library_name(MPI.Get_library_version()), p):
+                print(f"python -m bench: warning: {line}", file=sys.stderr, flush=True)
+        return model_params("hockney", **values), f"model file {a.model_file}"
+    if p < 2:
+        raise UsageError("--algorithms auto without --model-file calibrates first, which needs "
+                         "at least 2 ranks; give --model-file FILE")
+    from bench.calibrate import _sizes, measure_and_fit
+
+    t0 = time.perf_counter()
+    doc = measure_and_fit(comm, _sizes(4, max(16 << 20, a.maxbytes), 4.0), 0.02, 3)
+    values = {k: v for k, v in doc.items() if k not in ("notes", "measurements", "environment")}
+    return model_params("hockney", **values), (f"short calibration on {p} ranks "
+                                               f"({time.perf_counter() - t0:.1f} s)")
 
 
 def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
@@ -422,8 +473,17 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
     sizes = size_list(a.minbytes, a.maxbytes, a.stepfactor)
     dtype = DATATYPES[a.datatype]
     itemsize = np.dtype(dtype).itemsize
-    backend = _NCCLBackend(comm) if a.backend == "nccl" else _MPIBackend(comm)
     say = verbose and rank == 0
+    a.auto_params = None
+    if "auto" in names:
+        if a.backend != "mpi":
+            raise UsageError("--algorithms auto: only with --backend mpi (the model is "
+                             "calibrated over MPI)")
+        a.auto_params, auto_source = _auto_params(comm, a, p, say)
+        if say:
+            print(f"# auto: the project schedule the simulator predicts fastest, from the "
+                  f"{auto_source}", flush=True)
+    backend = _NCCLBackend(comm) if a.backend == "nccl" else _MPIBackend(comm)
     env = environment(comm, backend=backend.name, collective=a.collective, dtype=a.datatype,
                       op=a.op, inplace=a.inplace, iters=a.iters, warmup=a.warmup_iters,
                       repeat=a.repeat, command=list(sys.argv))
@@ -467,6 +527,10 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
             if say:
                 best = [(r.size, r.algorithm) for r in group if r.extra.get("best")]
                 print("\n".join(format_table(group, best=best).splitlines()[2:]), flush=True)
+                for r in group:
+                    if r.algorithm == "auto":
+                        print(f"#   auto chose {r.extra['choice']} (predicted "
+                              f"{r.extra['predicted_s'] * 1e6:.2f} us)", flush=True)
             for c in cases:
                 if c.free is not None:
                     c.free()
@@ -492,7 +556,7 @@ def _copy_time(backend, n, dtype, a) -> float:
 
 def _records(a, cases, size, n, p, copy_t) -> list[Record]:
     native = next((min(c.times) for c in cases if c.name == "native"), None)
-    project = [c for c in cases if c.name != "native"]
+    project = [c for c in cases if c.name not in ("native", "auto")]
     best = min(project, key=lambda c: min(c.times)).name if project else None
     out = []
     for c in cases:
@@ -502,16 +566,25 @@ def _records(a, cases, size, n, p, copy_t) -> list[Record]:
             backend=a.backend, inplace=bool(a.inplace), iters=c.iters,
             native_time_s=native,
             ratio_to_native=(t / native if native and c.name != "native" else None),
-            copy_time_s=copy_t, best=c.name == best))
+            copy_time_s=copy_t, best=c.name == best,
+            **({"choice": c.choice.label, "predicted_s": c.choice.predicted_s}
+               if c.choice is not None else {})))
     return out
 
 
 def _summary_entry(group, size, n, copy_t) -> dict | None:
     best = next((r for r in group if r.extra.get("best")), None)
     native = next((r for r in group if r.algorithm == "native"), None)
+    auto = next((r for r in group if r.algorithm == "auto"), None)
     if best is None and native is None:
         return None
+    extra = {}
+    if auto is not None:
+        extra = {"auto": auto.extra["choice"], "auto_time_s": auto.time_s,
+                 "auto_to_native": auto.time_s / native.time_s if native else None,
+                 "auto_to_best": auto.time_s / best.time_s if best else None}
     return {
+        **extra,
         "size": size,
         "count": n,
         "best": best.algorithm if best else None,
@@ -535,6 +608,17 @@ def _summary_lines(records, summary) -> list[str]:
         ratio = "-" if s["ratio"] is None else f"{s['ratio']:.2f}"
         lines.append(f"#{s['size']:>11} {s['best'] or '-':>26} {t:>12} {nt:>12} {ratio:>7} "
                      f"{s['copy_bw'] / 1e9:>11.3f}")
+    if any("auto" in s for s in summary):
+        lines.append("# auto (the simulator's pick) against native and the best fixed project "
+                     "algorithm")
+        lines.append(f"#{'size(B)':>11} {'auto chose':>32} {'auto(us)':>10} {'/native':>8} "
+                     f"{'/best':>7}")
+        for s in summary:
+            if "auto" in s:
+                rn = "-" if s["auto_to_native"] is None else f"{s['auto_to_native']:.2f}"
+                rb = "-" if s["auto_to_best"] is None else f"{s['auto_to_best']:.2f}"
+                lines.append(f"#{s['size']:>11} {s['auto']:>32} {s['auto_time_s'] * 1e6:>10.2f} "
+                             f"{rn:>8} {rb:>7}")
     wrong = sum(r.wrong or 0 for r in records)
     checked = any(r.wrong is not None for r in records)
     lines.append(f"# Out of bounds values : {wrong} {'OK' if wrong == 0 else 'FAILED'}"

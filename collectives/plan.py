@@ -57,6 +57,7 @@ __all__ = [
     "compile_plan",
     "execute",
     "schedule_digest",
+    "step_groups",
 ]
 
 WORK, SEND, OUT, SCRATCH = 0, 1, 2, 3
@@ -481,22 +482,102 @@ class BoundPlan:
             self.transport.free(h)
 
 
-def bind(plan: Plan, transport, op: str, dtype, work=None, send=None, out=None) -> BoundPlan:
+#: Consecutive plan steps of one rank whose messages total at most this many elements are
+#: started together (one ``Startall``, one wait) when they do not depend on each other; see
+#: :func:`step_groups`. Above it, a message's time is its bytes, not the calls around it.
+MERGE_LIMIT = 2048
+
+
+def _effects(st: PlanStep) -> tuple[list[Piece], list[Piece], list[Piece], list[Piece]]:
+    """(read before/while messages fly, written by messages, read by post, written by post)
+    of one step, outside scratch."""
+    def outside(pieces):
+        return [pc for pc in pieces if pc.buf != SCRATCH]
+
+    early = outside([m.data for m in st.sends] + [a.a for a in st.pack])
+    wire = outside([m.data for m in st.recvs])
+    late = outside([a.a for a in st.post] + [a.b for a in st.post if a.b is not None])
+    post = outside([a.dst for a in st.post])
+    return early, wire, late, post
+
+
+def _any_overlap(xs: list[Piece], ys: list[Piece]) -> bool:
+    return any(_overlaps(x, ys) for x in xs)
+
+
+def step_groups(plan: Plan, limit: int = MERGE_LIMIT) -> list[list[PlanStep]]:
+    """The plan's steps in runs that may start together: one group's packing runs first, then
+    all its messages are started at once and waited for at once, then its steps' local
+    reductions and copies in step order.
+
+    A step joins the group before it when every message of the group is small (``limit``
+    elements in all), and nothing it sends or packs is written by the group's receives or
+    local actions, and nothing it receives into is read or written by the group (its messages
+    in flight, its later reductions); scratch never clashes (each step of a group gets its own
+    region). The result is bit-identical to running the steps one by one, and no rank waits
+    for anything sooner: a group only starts sends earlier. E.g. the root of a binomial
+    reduce posts both receives of a 4-rank reduce at once, a leaf its send and the receive of
+    the broadcast.
+
+    >>> from collectives import build
+    >>> plan = compile_plan(build("allreduce", "binomial", 4), 1, 8, inplace=False)
+    >>> [[st.index for st in g] for g in step_groups(plan)]
+    [[0, 3]]
+    >>> [[st.index for st in g] for g in step_groups(plan, limit=0)]
+    [[0], [3]]
+    """
+    groups: list[list[PlanStep]] = []
+    size = 0
+    early: list[Piece] = []
+    wire: list[Piece] = []
+    late: list[Piece] = []
+    post: list[Piece] = []
+    for st in plan.steps:
+        e, w, la, po = _effects(st)
+        n = sum(m.data.size for m in (*st.sends, *st.recvs))
+        fits = (groups and size + n <= limit
+                and not _any_overlap(e, wire + post)
+                and not _any_overlap(w, early + wire + late + post))
+        if not fits:
+            groups.append([])
+            size, early, wire, late, post = 0, [], [], [], []
+        groups[-1].append(st)
+        size += n
+        early, wire, late, post = early + e, wire + w, late + la, post + po
+    return groups
+
+
+def bind(plan: Plan, transport, op: str, dtype, work=None, send=None, out=None,
+         merge_limit: int = MERGE_LIMIT) -> BoundPlan:
     """Attach ``plan`` to buffers (arrays of ``dtype`` the transport understands).
 
     ``work`` is the caller's in-place buffer or out-of-place receive buffer (None where the plan
     uses an internal one), ``send`` the out-of-place input, ``out`` a reduce-scatter's output.
-    Scratch and internal buffers are allocated here, once.
+    Scratch and internal buffers are allocated here, once. Steps are run in the groups of
+    :func:`step_groups` (``merge_limit`` 0: one step at a time).
     """
     t = transport
     if plan.internal_work:
         work = t.empty(plan.count, dtype)
     if plan.internal_out:
         out = t.empty(plan.out_count, dtype)
-    scratch = t.empty(plan.scratch, dtype)
+    groups = step_groups(plan, merge_limit)
+    # each step of a group gets its own scratch region: the step's scratch shifted by base
+    bases: dict[int, int] = {}
+    need = plan.scratch
+    for g in groups:
+        at = 0
+        for st in g:
+            bases[st.index] = at
+            at += max((pc.stop for pc in _scratch_pieces(st)), default=0)
+        need = max(need, at)
+    scratch = t.empty(need, dtype)
     bufs = (work, send, out, scratch)
+    shift = 0
 
     def view(pc: Piece):
+        if pc.buf == SCRATCH:
+            return scratch[pc.start + shift:pc.stop + shift]
         return bufs[pc.buf][pc.start:pc.stop]
 
     uf = t.ufunc(op)
@@ -507,31 +588,48 @@ def bind(plan: Plan, transport, op: str, dtype, work=None, send=None, out=None) 
         return t.bind_copy(view(a.dst), view(a.a))
 
     steps = []
-    for st in plan.steps:
-        pack = tuple(action(a) for a in st.pack)
-        ops = [t.send(view(m.data), m.peer, m.tag) for m in st.sends]
-        ops += [t.recv(view(m.data), m.peer, m.tag) for m in st.recvs]
-        post = tuple(action(a) for a in st.post)
-        steps.append((pack, t.group(ops), post, st))
+    for g in groups:
+        pack, ops, post = [], [], []
+        for st in g:
+            shift = bases[st.index]
+            pack += [action(a) for a in st.pack]
+            ops += [t.send(view(m.data), m.peer, m.tag) for m in st.sends]
+        for st in g:
+            shift = bases[st.index]
+            ops += [t.recv(view(m.data), m.peer, m.tag) for m in st.recvs]
+            post += [action(a) for a in st.post]
+        shift = 0
+        steps.append((tuple(pack), t.group(ops), tuple(post), tuple(g)))
     final = tuple(action(a) for a in plan.final)
     result = None if plan.result is None else view(plan.result)
     return BoundPlan(plan, t, bufs, steps, final, result, uf)
 
 
-def _stall_message(bp: BoundPlan, st: PlanStep, pending: list[int], waited: float) -> str:
-    nsend = len(st.sends)
+def _scratch_pieces(st: PlanStep) -> list[Piece]:
+    pieces = [m.data for m in (*st.sends, *st.recvs)]
+    for a in (*st.pack, *st.post):
+        pieces += [a.dst, a.a] + ([a.b] if a.b is not None else [])
+    return [pc for pc in pieces if pc.buf == SCRATCH]
+
+
+def _stall_message(bp: BoundPlan, group: tuple[PlanStep, ...], pending: list[int],
+                   waited: float) -> str:
+    sends = [m for st in group for m in st.sends]
+    recvs = [m for st in group for m in st.recvs]
+    nsend = len(sends)
     what = []
     for i in pending:
         if i < nsend:
-            m = st.sends[i]
+            m = sends[i]
             what.append(f"send of {m.data.size} elements to rank {m.peer} (tag {m.tag})")
         else:
-            m = st.recvs[i - nsend]
+            m = recvs[i - nsend]
             what.append(f"receive of {m.data.size} elements from rank {m.peer} (tag {m.tag})")
     plan = bp.plan
-    peers = sorted({(st.sends[i].peer if i < nsend else st.recvs[i - nsend].peer)
-                    for i in pending})
-    return (f"rank {plan.rank}: {plan.collective}/{plan.algorithm} stalled in step {st.index} "
+    peers = sorted({(sends[i].peer if i < nsend else recvs[i - nsend].peer) for i in pending})
+    where = (f"step {group[0].index}" if len(group) == 1
+             else "steps " + ", ".join(str(st.index) for st in group))
+    return (f"rank {plan.rank}: {plan.collective}/{plan.algorithm} stalled in {where} "
             f"of {plan.nsteps}: waited {waited:.1f} s for rank(s) {', '.join(map(str, peers))}: "
             f"{'; '.join(what) or 'unknown operation'} (the ranks probably run different "
             f"schedules, counts or calls)")

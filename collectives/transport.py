@@ -161,7 +161,8 @@ class MPITransport(Transport):
         return self.comm.Recv_init([buf, self.MPI.BYTE], peer, tag)
 
     def bind_reduce(self, uf, dst, a, b):
-        return functools.partial(uf, a, b, out=dst)
+        # ``out`` as the third positional argument: a keyword costs the ufunc a dict parse
+        return functools.partial(uf, a, b, dst)
 
     def bind_copy(self, dst, src):
         return functools.partial(np.copyto, dst, src)

@@ -394,7 +394,7 @@ def _setup(args, parser):
     """-> (collective, topology graph or None, params, topology description)."""
     from collectives.registry import algorithms, canonical_collective
     from sim.api import TOPOLOGIES, make_topology
-    from sim.models import load_model_file, model_params
+    from sim.models import CALIBRATION_FIELDS, load_model_file, model_params
     from topologies import DEFAULT_BANDWIDTH, DEFAULT_LATENCY, load
 
     try:
@@ -444,6 +444,8 @@ def _setup(args, parser):
 
     values = {"gamma": file_values.get("gamma"), "o": file_values.get("o"),
               "g": file_values.get("g")}
+    # a calibrated machine (bench calibrate): size factors, crowding, per-message costs
+    values.update({k: v for k, v in file_values.items() if k in CALIBRATION_FIELDS})
     if G is None:  # analytic fully connected: alpha/beta from flags, file, links, defaults
         alpha = file_values.get("alpha", args.latency if args.latency is not None
                                 else DEFAULT_LATENCY)

@@ -64,7 +64,7 @@ from sim.fastpath import (
     transfer_bytes,
 )
 from sim.flows import simulate_flows
-from sim.models import MODELS, Contention, Hockney, LogGP, model_params
+from sim.models import MODELS, Contention, Hockney, LogGP, is_calibrated, model_params
 from sim.results import LinkStats, SimResult, StepStats, Timeline
 from topologies.io import gc_paused
 
@@ -239,7 +239,9 @@ def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, ti
     run = _Run(schedule, fabric, params, nbytes, itemsize, keep,
                np.zeros(p) if arr is None else arr, rscale)
     path = "none"
-    if params.name == "contention":
+    if params.name == "contention" and not is_calibrated(params):
+        # (a calibrated machine's cost already holds how its transfers share the host: it is
+        # costed step by step, as Hockney is)
         out = _step_loop(run, ExactCheck(fabric))
         path = "fast"
         if out is None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from sim.costs import transfer_cost
 from sim.fabric import AnalyticFabric, pattern_key
-from sim.models import Hockney
+from sim.models import Hockney, calibrated_cost, is_calibrated
 from sim.results import LinkStats, Timeline
 
 #: Figures of a latency-plus-bandwidth phase alone (no overheads, no reduction).
@@ -132,7 +132,8 @@ def prefetch(steps, k, entries, fabric, params, fkey, size, rscale=None) -> tupl
     made = []
     for (key, (st, _)), pat in zip(fresh.items(), pats, strict=True):
         ent = entries[key] = Entry(st, pat, fabric, params, fkey, rscale)
-        if size is not None and ent.single_run and len(st) <= SMALL_STEP:
+        if size is not None and ent.single_run and len(st) <= SMALL_STEP \
+                and not is_calibrated(params):  # a calibrated cost needs its whole step
             made.append((st, ent))
     if len(made) > 1:
         _batch_costs(made, size, params)
@@ -186,6 +187,8 @@ def transfer_bytes(step, ent, nchunks, prefix2, size):
 
 def entry_cost(ent, tb, params):
     """Duration of every transfer of an entry, given its bytes."""
+    if is_calibrated(params):  # a calibrated machine (bench calibrate): the one hook
+        return calibrated_cost(params, ent.lat, ent.inv, tb, ent.reduce, ent.src, ent.dst)
     return transfer_cost(ent.lat, ent.inv, ent.reduce, ent.any_reduce, tb, params, ent.gscale)
 
 

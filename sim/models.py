@@ -9,6 +9,17 @@ A *model file* is JSON with at least ``alpha``, ``beta`` (and usually ``gamma``)
 optionally the LogGP parameters ``L``, ``o``, ``g``, ``G`` at the top level or under a
 ``"loggp"`` key; other keys (calibration metadata) are ignored. :func:`load_model_file` reads
 one.
+
+A *calibrated* model (``python -m bench calibrate``) adds what one machine does, as fields of
+:class:`Hockney` and :class:`Contention` (see :func:`calibrated_cost`, and docs/calibration.md
+for the file): piecewise size factors on latency and bandwidth in the manner of SimGrid SMPI's
+``smpi/lat-factor`` and ``smpi/bw-factor`` (rows ``(min_bytes, latency factor, bandwidth
+factor)``; the last row whose ``min_bytes`` is at most a message's size applies), measured once
+with one transfer in flight on the host (``size_factors``) and once with ``crowd_transfers``
+transfers at once (``crowd_factors``: the ranks of one host share its memory bandwidth and its
+cores); a per-message overhead for every message beyond one send and one receive that a rank
+posts in a step (``message_overhead``, LogGP's o); and a reduction cost by size
+(``reduce_overhead`` per call, ``gamma`` per byte, ``reduce_factors``: caches matter).
 """
 
 from __future__ import annotations
@@ -16,15 +27,41 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["MODELS", "SHARING", "Contention", "Hockney", "LogGP", "load_model_file", "model_params"]
+import numpy as np
+
+__all__ = ["CALIBRATION_FIELDS", "MODELS", "SHARING", "Contention", "Hockney", "LogGP",
+           "calibrated_cost", "is_calibrated", "load_model_file", "model_params"]
+
+#: Fields of a calibrated model beyond alpha, beta, gamma (tables are tuples of 3-tuples).
+CALIBRATION_FIELDS = ("size_factors", "crowd_factors", "crowd_transfers", "message_overhead",
+                      "reduce_overhead", "reduce_factors")
+_TABLES = ("size_factors", "crowd_factors", "reduce_factors")
+
+
+def _check_table(name: str, field: str, rows) -> None:
+    if not isinstance(rows, tuple) or any(not isinstance(r, tuple) or len(r) != 3 for r in rows):
+        raise ValueError(f"{name}: {field} must be a tuple of (min_bytes, latency factor, "
+                         f"bandwidth factor) rows, got {rows!r}")
+    flat = [v for r in rows for v in r]
+    if any(isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+           or v < 0 for v in flat) or any(r[2] <= 0 for r in rows):
+        raise ValueError(f"{name}: {field} needs finite numbers >= 0 and bandwidth factors > 0, "
+                         f"got {rows!r}")
+    mins = [r[0] for r in rows]
+    if mins != sorted(mins) or len(set(mins)) != len(mins):
+        raise ValueError(f"{name}: {field} rows must have increasing min_bytes, got {mins}")
 
 
 def _check(name: str, obj) -> None:
     for f in fields(obj):
         v = getattr(obj, f.name)
         if v is None or f.name == "sharing":
+            continue
+        if f.name in _TABLES:
+            _check_table(name, f.name, v)
             continue
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
             raise ValueError(
@@ -48,6 +85,14 @@ class Hockney:
     alpha: float | None = None
     beta: float | None = None
     gamma: float = 0.0
+
+    # a calibrated machine (bench calibrate; see calibrated_cost): () / 0 leave the model as is
+    size_factors: tuple = ()
+    crowd_factors: tuple = ()
+    crowd_transfers: int = 0
+    message_overhead: float = 0.0
+    reduce_overhead: float = 0.0
+    reduce_factors: tuple = ()
 
     name = "hockney"
 
@@ -87,6 +132,14 @@ class Contention:
     beta: float | None = None
     gamma: float = 0.0
     sharing: str = "fair"
+
+    # a calibrated machine (bench calibrate; see calibrated_cost): () / 0 leave the model as is
+    size_factors: tuple = ()
+    crowd_factors: tuple = ()
+    crowd_transfers: int = 0
+    message_overhead: float = 0.0
+    reduce_overhead: float = 0.0
+    reduce_factors: tuple = ()
 
     name = "contention"
 
@@ -130,6 +183,85 @@ class LogGP:
         k = float(nbytes)
         return (2 * self.o + self.L + max(k - 1.0, 0.0) * self.G
                 + (k * self.gamma if reduce else 0.0))
+
+
+def is_calibrated(params) -> bool:
+    """True where ``params`` carries calibrated size factors (see :func:`calibrated_cost`)."""
+    return bool(getattr(params, "size_factors", ()))
+
+
+@lru_cache(maxsize=64)
+def _table(rows: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    return arr[:, 0], arr[:, 1], arr[:, 2]
+
+
+def _factors(rows: tuple, nbytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(latency factor, bandwidth factor) per size: the last row with ``min_bytes <= size``
+    (the first row below every ``min_bytes``), as SimGrid SMPI reads its factor lists."""
+    mins, lat, bw = _table(rows)
+    i = np.clip(np.searchsorted(mins, nbytes, side="right") - 1, 0, len(mins) - 1)
+    return lat[i], bw[i]
+
+
+def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None) -> np.ndarray:
+    """Duration of every transfer of one step under a calibrated model.
+
+    ``lat`` and ``inv`` are the path's latency and inverse bandwidth per transfer (on the
+    analytic network: ``alpha`` and ``beta``), ``nbytes`` the transfers' bytes, ``reduce``
+    which of them the receiver reduces, ``src``/``dst`` their ranks (for the per-message
+    overhead). With ``n`` non-empty transfers in the step and ``N = crowd_transfers``::
+
+        lf1, bf1 = size_factors at b    (one transfer in flight on the host)
+        lfN, bfN = crowd_factors at b   (N transfers at once)
+        t = lat * (lf1 + (lfN - lf1) * (min(n, N) - 1) / (N - 1))    latency: crowded up to N
+          + b * inv * max(1/bf1, (n/N) / bfN)      bytes: n transfers share the host's memory
+          + message_overhead * max(m - 2, 0)     (m: messages the busier end posts)
+          + reduce_overhead * lfR(b) + b * gamma / bfR(b)   where the receiver reduces
+
+    The bytes term is a fair share of a memory of capacity ``N`` crowd-rate transfers among
+    ``n``, none faster than a transfer alone: ``n = 1`` gives the lone measurement and
+    ``n = N`` the crowded one (where it is the slower); beyond ``N`` (a rank posting several
+    messages in a step) the share keeps shrinking while the latency stays the crowd's, plus
+    ``o`` per extra message.
+
+    An empty transfer (0 bytes) costs nothing: the executor sends no message for it.
+
+    >>> h = Hockney(alpha=1e-6, beta=1e-9, size_factors=((0, 1.0, 1.0), (1000, 2.0, 0.5)),
+    ...             crowd_factors=((0, 3.0, 0.25),), crowd_transfers=3)
+    >>> [round(float(t) * 1e6, 3) for t in calibrated_cost(h, 1e-6, 1e-9, np.array([100.0]))]
+    [1.1]
+    >>> [round(float(t) * 1e6, 3) for t in calibrated_cost(h, 1e-6, 1e-9, np.full(3, 2000.0))]
+    [11.0, 11.0, 11.0]
+    """
+    b = np.asarray(nbytes, dtype=np.float64)
+    lf, bf = _factors(params.size_factors, b)
+    live = b > 0
+    n = int(np.count_nonzero(live))
+    N = params.crowd_transfers
+    if params.crowd_factors and N > 1 and n > 1:
+        lfN, bfN = _factors(params.crowd_factors, b)
+        w_lat = (min(n, N) - 1) / (N - 1)
+        # the host's memory moves N transfers at the crowd's rate each: n transfers share
+        # that capacity fairly, none faster than a transfer alone
+        per_byte = np.maximum(1.0 / bf, (n / N) / bfN)
+        t = lat * (lf + (lfN - lf) * w_lat) + b * inv * per_byte
+    else:
+        t = lat * lf + b * inv / bf
+    if params.message_overhead and src is not None and len(b) > 1:
+        src, dst = np.asarray(src), np.asarray(dst)
+        size = int(max(src.max(), dst.max())) + 1
+        posted = (np.bincount(src[live], minlength=size)
+                  + np.bincount(dst[live], minlength=size))
+        m = np.maximum(posted[src], posted[dst])
+        t = t + params.message_overhead * np.maximum(m - 2, 0)
+    if reduce is not None and np.any(reduce):
+        if params.reduce_factors:
+            lf, bf = _factors(params.reduce_factors, b)
+        else:
+            lf, bf = 1.0, 1.0
+        t = t + np.where(reduce, params.reduce_overhead * lf + b * params.gamma / bf, 0.0)
+    return np.where(live, np.broadcast_to(t, b.shape), 0.0)
 
 
 MODELS: dict[str, type] = {"hockney": Hockney, "contention": Contention, "loggp": LogGP}
@@ -190,6 +322,27 @@ def load_model_file(path) -> dict:
                 f"model file {str(path)!r}: {key} must be a number of seconds >= 0, got {value!r}"
             )
         out[key] = float(value)
+    for key in CALIBRATION_FIELDS:
+        value = data.get(key)
+        if value is None:
+            continue
+        if key in _TABLES:
+            try:
+                value = tuple(tuple(float(v) for v in row) for row in value)
+                _check_table("model file", key, value)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"model file {str(path)!r}: {key}: {e}") from None
+        elif key == "crowd_transfers":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"model file {str(path)!r}: crowd_transfers must be a whole "
+                                 f"number >= 0, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not (
+                math.isfinite(value) and value >= 0):
+            raise ValueError(f"model file {str(path)!r}: {key} must be a number of seconds "
+                             f">= 0, got {value!r}")
+        else:
+            value = float(value)
+        out[key] = value
     missing = [k for k in ("alpha", "beta") if k not in out]
     if missing:
         raise ValueError(

@@ -49,7 +49,8 @@ def test_fit_recovers_the_parameters_that_made_the_records(tmp_path, capsys):
     assert doc["residuals"]["max_abs_error_pct"] < 1e-6
     assert doc["residuals"]["max_linearity_deviation"] < 1e-9
     text = capsys.readouterr().out
-    assert "# fitted model (alpha=20.00 us" in text and "median |error| 0.0%" in text
+    assert "# FIT to these very records, not a prediction (alpha=20.00 us" in text
+    assert "median |error| 0.0%" in text
     assert (out / "fitted-vs-measured-allreduce-4.png").exists()
     rows = json.loads((out / "comparison.json").read_text())["rows"]
     assert all(r["fitted_error_pct"] is None for r in rows if r["algorithm"] == "native")
@@ -62,7 +63,7 @@ def test_fit_beside_a_calibrated_model_and_with_noise(tmp_path, capsys):
     results = _results(tmp_path, ranks=(4,), noise=0.05)
     assert main([results, "--model-file", str(model), "--fit", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "# calibrated model (alpha=1.00 us" in text and "# fitted model" in text
+    assert "# calibrated model (alpha=1.00 us" in text and "# FIT to these very records" in text
     fitted = load_model_file(out / "fitted-model.json")
     for key, want in TRUE.items():
         assert fitted[key] == pytest.approx(want, rel=0.2), (key, fitted)

@@ -12,14 +12,11 @@ import time
 
 import numpy as np
 import pytest
-from mpi_scripts.launcher import have_mpi, launch, script
+from mpi_scripts.launcher import launch, needs_mpi, script
 
 from collectives import algorithms, build
 from collectives.ir import ScheduleError, make_step
 from collectives.plan import OUT, SCRATCH, SEND, WORK, compile_plan
-
-needs_mpi = pytest.mark.skipif(have_mpi() is not None, reason=str(have_mpi()))
-
 
 # ------------------------------------------------------------------------------------------
 # real runs

@@ -75,6 +75,7 @@ def test_bench_sweep_on_the_nccl_backend(tmp_path):
     assert records and all(r["wrong"] == 0 for r in records)
 
 
+@pytest.mark.mpi
 @pytest.mark.skipif(have_mpi() is not None, reason=str(have_mpi()))
 def test_nccl_plumbing_on_the_cpu_stand_in(tmp_path):
     fake = fake_cupy.install(tmp_path / "fake")

@@ -166,7 +166,8 @@ def test_transforms_return_new_graphs_and_name_cables():
     (lambda: simulate(build("allreduce", "ring", 4), Hockney(A, B), 64, arrival=[0, 1]),
      r"arrival has 2 entries for 4 ranks"),
     (lambda: simulate(build("allreduce", "ring", 4), Hockney(A, B), 64,
-                      reduce_scale={0: 0.0}), r"reduce_scale of rank 0 must be a finite number > 0"),
+                      reduce_scale={0: 0.0}),
+     r"reduce_scale of rank 0 must be a finite number > 0"),
     (lambda: whatif_topology(None, 4, degrade={0: 0.5}), r"fully-connected network is analytic"),
 ])
 def test_bad_what_ifs_are_one_line(call, message):

@@ -27,6 +27,7 @@ from .generators import (
     switch,
     torus,
 )
+from .host import host, host_from_model
 from .io import load, save, validate
 from .network import POLICIES, Network, compile_network
 from .placement import endpoints, groups, place
@@ -54,6 +55,8 @@ __all__ = [
     "fully_connected",
     "gpu_cluster",
     "groups",
+    "host",
+    "host_from_model",
     "load",
     "parse_bandwidth",
     "parse_bytes",

@@ -1,0 +1,80 @@
+"""``--algorithms auto``: the project schedule the calibrated simulator predicts fastest.
+
+For one collective, rank count and size, :func:`choose` predicts every candidate of
+:func:`candidates` (each registered algorithm at its defaults, the double binary tree at
+several pipeline depths, binomial pipelined) with :func:`sim.engine.simulate` on the
+analytic network under the machine's calibrated model (``bench calibrate``), and returns the
+fastest. It never picks the MPI library's own collective: ``auto`` is a project schedule run by
+the project's executor, so that ``auto`` beside ``native`` measures the model's choice against
+the library's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from collectives import algorithms, build
+from collectives.compose import pipelined
+from collectives.ir import Schedule
+
+__all__ = ["Choice", "candidates", "choose"]
+
+#: Pipeline depths tried for the schedules that gain from pipelining.
+SEGMENTS = (1, 2, 4, 8, 16)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What auto chose: ``label`` (algorithm and options, e.g. ``double-binary-tree
+    segments=4``), the schedule and its predicted time (seconds)."""
+
+    label: str
+    schedule: Schedule
+    predicted_s: float
+
+
+@lru_cache(maxsize=64)
+def candidates(collective: str, nranks: int) -> tuple[tuple[str, Schedule], ...]:
+    """``(label, schedule)`` for every schedule auto may choose for ``collective`` on
+    ``nranks`` ranks (those that cannot be built there are left out).
+
+    >>> [label for label, _ in candidates("allgather", 4)]  # doctest: +NORMALIZE_WHITESPACE
+    ['ring', 'recursive-doubling', 'bruck']
+    """
+    out: list[tuple[str, Schedule]] = []
+    for name in algorithms(collective):
+        try:
+            if collective == "allreduce" and name == "double-binary-tree":
+                out += [(f"{name} segments={s}", build(collective, name, nranks, segments=s))
+                        for s in SEGMENTS]
+                continue
+            base = build(collective, name, nranks)
+        except ValueError:
+            continue
+        out.append((name, base))
+        if collective == "allreduce" and name == "binomial":
+            out += [(f"{name} pipelined={s}", pipelined(base, s)) for s in SEGMENTS[1:]]
+    return tuple(out)
+
+
+def choose(collective: str, nranks: int, nbytes: int, itemsize: int, params) -> Choice:
+    """The candidate with the smallest predicted time under ``params`` (a calibrated
+    :class:`sim.models.Hockney`); ties go to the earlier candidate.
+
+    >>> from sim.models import Hockney
+    >>> choose("allreduce", 4, 8, 4, Hockney(1e-5, 1e-10, 1e-10)).label
+    'recursive-doubling'
+    >>> choose("allreduce", 3, 8, 4, Hockney(1e-5, 1e-10, 1e-10)).predicted_s > 0
+    True
+    """
+    from sim.engine import simulate
+
+    best = None
+    for label, schedule in candidates(collective, nranks):
+        t = simulate(schedule, None, nbytes, params=params, itemsize=itemsize).time_s
+        if best is None or t < best.predicted_s:
+            best = Choice(label, schedule, t)
+    if best is None:
+        raise ValueError(f"auto: no {collective} schedule can be built for {nranks} ranks")
+    return best

@@ -1,0 +1,242 @@
+"""The calibrated model: closed forms of its per-transfer cost, the simulator through its hook,
+the fit from measurements and its errors, model files, bench report's accuracy figures and
+warnings, --algorithms auto (with and without MPI), the host topology and step grouping."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from mpi_scripts.launcher import ROOT, launch, needs_mpi
+
+import topologies
+from bench.calibrate import CalibrationError, fit_model, write_model
+from bench.report import main as report_main
+from collectives import build
+from collectives.plan import compile_plan, step_groups
+from sim.api import predict
+from sim.engine import simulate
+from sim.models import Contention, Hockney, calibrated_cost, load_model_file, model_params
+
+A, B, G = 2e-6, 1e-10, 3e-10
+# lone: latency x1 up to 1 KiB, then x2 latency and half the bandwidth; crowd (N = 4): x3
+# latency, a quarter of the bandwidth from 0 B
+CAL = dict(alpha=A, beta=B, gamma=G, size_factors=((0.0, 1.0, 1.0), (1024.0, 2.0, 0.5)),
+           crowd_factors=((0.0, 3.0, 0.25),), crowd_transfers=4, message_overhead=5e-7,
+           reduce_overhead=1e-6, reduce_factors=((0.0, 1.0, 1.0),))
+H = Hockney(**CAL)
+
+
+def _lone(b):
+    return A * (1 if b < 1024 else 2) + b * B / (1 if b < 1024 else 0.5)
+
+
+def test_calibrated_cost_closed_forms():
+    one = calibrated_cost(H, A, B, np.array([100.0]))
+    assert one[0] == pytest.approx(A + 100 * B)
+    big = calibrated_cost(H, A, B, np.array([4096.0]))
+    assert big[0] == pytest.approx(_lone(4096))
+    # n = N = 4 transfers at once: exactly the crowd's line
+    four = calibrated_cost(H, A, B, np.full(4, 4096.0), src=[0, 1, 2, 3], dst=[1, 0, 3, 2])
+    assert four == pytest.approx(np.full(4, 3 * A + 4096 * B / 0.25))
+    # n = 2: latency a third of the way from lone to crowd; bytes: half of the memory's
+    # 4 x (1/4) = 1 bandwidth unit is 1/2, no more than the lone 1/2
+    two = calibrated_cost(H, A, B, np.full(2, 4096.0), src=[0, 1], dst=[1, 0])
+    lat = A * (2 + (3 - 2) / 3)
+    assert two == pytest.approx(np.full(2, lat + 4096 * B * 2))
+    # n = 3: a third each, slower than alone
+    three = calibrated_cost(H, A, B, np.full(3, 4096.0), src=[0, 1, 2], dst=[1, 2, 0])
+    assert three == pytest.approx(np.full(3, A * (2 + 2 / 3) + 4096 * B * 3))
+    # n = 8 (two messages each way per pair): latency stays the crowd's, bytes share on, and
+    # every rank posts 4 messages: 2 beyond one send and one receive
+    src = [0, 0, 1, 1, 2, 2, 3, 3]
+    dst = [1, 1, 0, 0, 3, 3, 2, 2]
+    eight = calibrated_cost(H, A, B, np.full(8, 4096.0), src=src, dst=dst)
+    assert eight == pytest.approx(np.full(8, 3 * A + 4096 * B * 8 + 2 * 5e-7))
+    # a reduction adds its call overhead and gamma; an empty transfer costs nothing
+    red = calibrated_cost(H, A, B, np.array([100.0, 0.0]), reduce=np.array([True, True]),
+                          src=[0, 1], dst=[1, 0])
+    assert red[0] == pytest.approx(A + 100 * B + 1e-6 + 100 * G) and red[1] == 0.0
+
+
+def test_the_engine_uses_the_hook_ring_and_binomial_by_hand():
+    n = 8192  # bytes of the whole vector; 2 ranks
+    h = n / 2
+    # each ring step: two transfers of n/2 bytes at once (N = 4): latency a third of the way
+    # to the crowd's, bytes at half the memory's 4 x 1/4 (no faster than alone: 1/2)
+    two = A * (2 + 1 / 3) + h * B * 2
+    ring = predict("allreduce", "ring", 2, n, params=H).time_s
+    assert ring == pytest.approx(2 * two + 1e-6 + h * G)
+    # binomial on 2 ranks: 1 -> 0 (reduce), then 0 -> 1, one transfer at a time, whole vector
+    binomial = predict("allreduce", "binomial", 2, n, params=H).time_s
+    assert binomial == pytest.approx(2 * _lone(n) + 1e-6 + n * G)
+    # the plain model is untouched
+    plain = Hockney(A, B, G)
+    assert predict("allreduce", "ring", 2, n, params=plain).time_s == pytest.approx(
+        2 * (A + h * B) + h * G)
+    # contention on the calibrated host topology: the same figures pass through the hook
+    Gh = topologies.host(2, 1 / B, 2 / B, A / 2)
+    c = Contention(**CAL)
+    res = simulate(build("allreduce", "binomial", 2), Gh, n, params=c)
+    assert res.time_s == pytest.approx(binomial)
+
+
+def _measurements(**change):
+    sizes = [4, 1024, 65536, 1 << 20]
+    m = dict(sizes=sizes, lone=[2e-6, 2.2e-6, 12e-6, 160e-6],
+             crowd=[3e-6, 3.5e-6, 20e-6, 300e-6], crowd_transfers=2, reduce_sizes=sizes,
+             reduce=[0.5e-6, 0.8e-6, 10e-6, 200e-6], multi={1: 3e-6, 2: 4e-6, 4: 7e-6})
+    m.update(change)
+    return m
+
+
+def test_fit_reproduces_its_measurements_and_round_trips(tmp_path):
+    m = _measurements()
+    doc = fit_model(**m)
+    assert doc["alpha"] == 2e-6 and doc["beta"] == pytest.approx(148e-6 / ((1 << 20) - 65536))
+    h = model_params("hockney", **{k: v for k, v in doc.items() if k != "notes"})
+    for s, lone, crowd in zip(m["sizes"], m["lone"], m["crowd"], strict=True):
+        assert calibrated_cost(h, h.alpha, h.beta, np.array([float(s)]))[0] == pytest.approx(lone)
+        assert calibrated_cost(h, h.alpha, h.beta, np.full(2, float(s)))[0] == pytest.approx(
+            crowd)
+    # o: k = 2 is 1 us above the crowd's 4 transfers, over 2 extra messages; k = 4: 4 us over 6
+    at4 = calibrated_cost(h, h.alpha, h.beta, np.full(4, 4.0))[0]
+    at8 = calibrated_cost(h, h.alpha, h.beta, np.full(8, 4.0))[0]
+    assert doc["message_overhead"] == pytest.approx(
+        np.median([(4e-6 - at4) / 2, (7e-6 - at8) / 6]))
+    path = tmp_path / "model.json"
+    write_model(path, {**doc, "host": "x"})
+    loaded = load_model_file(path)
+    assert loaded["size_factors"] == tuple(tuple(r) for r in doc["size_factors"])
+    assert loaded["crowd_transfers"] == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(lone=[2e-6, float("nan"), 1e-5, 1e-4]), r"lone ping-pong measurement .* 1024 B \(nan\)"),
+    (dict(crowd=[3e-6, -1.0, 1e-5, 1e-4]), r"crowd exchange measurement .* 1024 B \(-1.0\)"),
+    (dict(lone=[2e-6, 2e-6, 2e-6, 2e-6]), r"beta from the lone ping-pong is 0 s/B"),
+    (dict(reduce=[1e-6] * 4), r"gamma from the reduction is 0 s/B"),
+    (dict(multi={1: 3e-6, 2: float("inf")}), r"multi-message exchange measurement .* k=2"),
+])
+def test_a_calibration_that_cannot_be_fitted_names_the_measurement(change, message):
+    with pytest.raises(CalibrationError, match=message):
+        fit_model(**_measurements(**change))
+
+
+def test_bad_calibration_tables_in_a_model_file(tmp_path):
+    bad = tmp_path / "m.json"
+    bad.write_text(json.dumps({"alpha": 1e-6, "beta": 1e-10,
+                               "size_factors": [[0, 1, 1], [8, 1, 0]]}))
+    with pytest.raises(ValueError, match="size_factors: .*bandwidth factors > 0"):
+        load_model_file(bad)
+    bad.write_text(json.dumps({"alpha": 1e-6, "beta": 1e-10,
+                               "crowd_factors": [[64, 1, 1], [8, 1, 1]]}))
+    with pytest.raises(ValueError, match="increasing min_bytes"):
+        load_model_file(bad)
+
+
+def _records(params, ranks=(2,), host="here", library="MPICH 5.0.2"):
+    algos = ("ring", "rabenseifner", "recursive-doubling", "binomial", "double-binary-tree")
+    recs = [{"collective": "allreduce", "algorithm": a, "ranks": p, "size": s, "dtype": "float",
+             "time_s": predict("allreduce", a, p, s, params=params, itemsize=4).time_s}
+            for p in ranks for s in (64, 4096, 1 << 16, 1 << 20) for a in algos]
+    recs += [{**r, "algorithm": "auto", "choice": "ring"} for r in recs if r["algorithm"] == "ring"]
+    return {"environment": {"host": host, "library": library}, "records": recs}
+
+
+def test_report_of_records_the_model_made_has_no_error_and_agrees_on_winners(tmp_path, capsys):
+    model = tmp_path / "model.json"
+    write_model(model, {**CAL, "host": "here", "library": "MPICH 5.0.2", "ranks": 2})
+    runs = []
+    for i in range(3):
+        path = tmp_path / f"run{i}.json"
+        path.write_text(json.dumps(_records(H)))
+        runs.append(str(path))
+    assert report_main([*runs, "--model-file", str(model), "--out", str(tmp_path / "r")]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "#    < 64 KiB: median |error|   0.0%, max   0.0% over 10 points" in out
+    assert "#   >= 64 KiB: median |error|   0.0%, max   0.0% over 10 points" in out
+    assert "within 5% of the measured best at 4 of 4 sizes" in out
+    assert "# over 3 runs" in out and "winner within 5% at 100% of sizes [100 .. 100]" in out
+    acc = json.loads((tmp_path / "r" / "comparison.json").read_text())["accuracy"]
+    assert len(acc) == 3 and all(w["measured"] == w["predicted"] for w in acc[0][0]["winners"])
+
+
+def test_report_warns_about_a_model_from_elsewhere(tmp_path, capsys):
+    model = tmp_path / "model.json"
+    write_model(model, {**CAL, "host": "there", "library": "Open MPI 5.0.11", "ranks": 4})
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(_records(H)))
+    assert report_main([str(path), "--model-file", str(model), "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("python -m bench report: warning: model file")
+                                 for line in err)
+    assert "calibrated on host 'there', not 'here'" in err[0]
+    assert "calibrated under Open MPI 5.0.11, not MPICH 5.0.2" in err[1]
+    assert "calibrated at 4 ranks, used here for 2" in err[2]
+
+
+def test_auto_without_mpi_is_one_clear_line(tmp_path):
+    fake = tmp_path / "nompi" / "mpi4py"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('no MPI here')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(ROOT)])}
+    proc = subprocess.run([sys.executable, "-m", "bench", "--algorithms", "auto"], env=env,
+                          capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "--algorithms auto runs over MPI, and mpi4py is not installed" in lines[0]
+
+
+@needs_mpi
+def test_auto_beside_native_with_a_model_file(tmp_path):
+    model = tmp_path / "model.json"
+    write_model(model, {**CAL, "host": "elsewhere", "library": "x", "ranks": 2})
+    out = tmp_path / "auto.json"
+    proc = launch(2, ["-m", "bench", "--algorithms", "auto,native,ring", "-b", "8", "-e", "64K",
+                      "-f", "64", "-n", "3", "-w", "1", "--model-file", str(model), "--json",
+                      str(out)], timeout=120)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "warning: model file" in proc.stderr and "not 'elsewhere'" not in proc.stderr
+    assert "calibrated on host 'elsewhere'" in proc.stderr
+    doc = json.loads(out.read_text())
+    autos = [r for r in doc["records"] if r["algorithm"] == "auto"]
+    assert [r["size"] for r in autos] == [8, 512, 32768]
+    assert all(r["wrong"] == 0 and r["choice"] and r["predicted_s"] > 0 for r in autos)
+    # the rows say what auto chose, and it is the simulator's fastest candidate
+    from bench.auto import choose
+
+    for r in autos:
+        assert r["choice"] == choose("allreduce", 2, r["size"], 4, H).label
+        assert f"auto chose {r['choice']}" in proc.stdout
+    assert all("auto_to_native" in s for s in doc["summary"])
+
+
+def test_step_groups_merge_independent_small_steps_only():
+    # binomial on 4 ranks: the root posts both receives of the reduce at once, and both sends
+    # of the broadcast; rank 2 forwards, so its steps depend on each other
+    plan0 = compile_plan(build("allreduce", "binomial", 4), 0, 8, inplace=False)
+    assert [[s.index for s in g] for g in step_groups(plan0)] == [[0, 1], [2, 3]]
+    plan2 = compile_plan(build("allreduce", "binomial", 4), 2, 8, inplace=False)
+    assert len(step_groups(plan2)) == len(plan2.steps)
+    # a ring forwards what it received: never merged; large messages: never merged
+    ring = compile_plan(build("allreduce", "ring", 4), 1, 8, inplace=True)
+    assert len(step_groups(ring)) == len(ring.steps)
+    big = compile_plan(build("allreduce", "binomial", 4), 0, 1 << 20, inplace=False)
+    assert len(step_groups(big)) == len(big.steps)
+
+
+def test_host_topology():
+    G = topologies.host(3, "8GB/s", "12GB/s", "1us")
+    topologies.validate(G)
+    assert G.graph["family"] == "host" and G.nodes[3]["capacity"] == 12e9
+    with pytest.raises(ValueError, match="host: nranks must be an integer >= 1"):
+        topologies.host(0, 1e9, 1e9)
+    with pytest.raises(ValueError, match="host_from_model: the model lacks"):
+        topologies.host_from_model({"alpha": 1e-6})
