@@ -31,12 +31,16 @@ import heapq
 
 import numpy as np
 
-from sim.maxmin import maxmin_rates, maxmin_rates_weighted
+from sim.maxmin import maxmin_rates, maxmin_rates_lists, maxmin_rates_weighted
 
 __all__ = ["simulate_flows"]
 
 #: Events closer than this (relative to the time) are one event.
 EVENT_RTOL = 1e-12
+#: A component of at most this many route entries (on links others may cross) is solved in
+#: plain Python (:func:`sim.maxmin.maxmin_rates_lists`): below it that is cheaper than the
+#: vectorised rounds' fixed cost, and it gives the same floats.
+SMALL_COMPONENT = 96
 _DONE = np.iinfo(np.int64).max
 _WAIT, _LAT, _BW, _POST, _FIN = 0, 1, 2, 3, 4
 
@@ -149,11 +153,20 @@ def simulate_flows(step, src, dst, nbytes, lat, post, ptr, links, capacity, *, n
     # Order of entry into the latency and the bandwidth phase: a component's flows go to the
     # solver in bandwidth-entry order (the order in which each link's rates are summed).
     lat_seq = np.zeros(m, dtype=np.int64)
-    bw_seq = np.zeros(m, dtype=np.int64)
+    bw_order = [0] * m
     n_lat = n_bw = n_moving = 0
     on_link: dict = {}  # link -> the flows in their bandwidth phase that cross it
     route: dict = {}  # flow in its bandwidth phase -> its links that others may cross
     sh_ptr, sh_links = _shared_routes(step, src, dst, ptr, links, len(cap))
+    # small components go to the plain-Python solver (unweighted, finite capacities)
+    small_ok = plain and bool(np.isfinite(cap).all())
+    fcap_l = cap_l = None
+    if small_ok:
+        fcap = np.full(m, np.inf)
+        nz = lens > 0
+        if nz.any():
+            fcap[nz] = np.minimum.reduceat(cap[links[: ptr[-1]]], ptr[:-1][nz])
+        fcap_l, cap_l = fcap.tolist(), cap.tolist()
     pos = rank_first[:-1].copy()
     cur = np.full(p, -1, dtype=np.int64)  # -1: not arrived yet
     outstanding = np.zeros(p, dtype=np.int64)
@@ -280,10 +293,10 @@ def simulate_flows(step, src, dst, nbytes, lat, post, ptr, links, capacity, *, n
         if len(newbw):
             state[newbw] = _BW
             t_last[newbw] = t_now
-            bw_seq[newbw] = np.arange(n_bw, n_bw + len(newbw))
-            n_bw += len(newbw)
             n_moving += len(newbw)
             for f in newbw.tolist():
+                bw_order[f] = n_bw
+                n_bw += 1
                 rl = sh_links[sh_ptr[f]:sh_ptr[f + 1]].tolist()
                 route[f] = rl
                 seed_links += rl
@@ -328,20 +341,31 @@ def simulate_flows(step, src, dst, nbytes, lat, post, ptr, links, capacity, *, n
                         if link not in seen:
                             seen.add(link)
                             todo.append(link)
-        comp = np.fromiter(comp_set, dtype=np.int64, count=len(comp_set))
-        comp = comp[np.argsort(bw_seq[comp])]
+        comp_l = sorted(comp_set, key=bw_order.__getitem__)
+        comp = np.array(comp_l, dtype=np.int64)
         old = comp[t_last[comp] < t_now]
         if len(old):
             rem[old] = np.maximum(rem[old] - rate[old] * (t_now - t_last[old]), 0.0)
             t_last[old] = t_now
-        c_len = lens[comp]
-        c_ptr = np.zeros(len(comp) + 1, dtype=np.int64)
-        np.cumsum(c_len, out=c_ptr[1:])
-        c_idx = _ranges(ptr[comp], c_len)
-        c_links = links[c_idx]
-        if plain:
+        paths = None
+        if small_ok:
+            paths = [route[f] for f in comp_l]
+            if sum(map(len, paths)) > SMALL_COMPONENT:
+                paths = None
+        if paths is not None:
+            r = np.array(maxmin_rates_lists(paths, [fcap_l[f] for f in comp_l], cap_l))
+        elif plain:
+            c_len = lens[comp]
+            c_ptr = np.zeros(len(comp) + 1, dtype=np.int64)
+            np.cumsum(c_len, out=c_ptr[1:])
+            c_links = links[_ranges(ptr[comp], c_len)]
             r = maxmin_rates(c_ptr, c_links, cap)
         else:
+            c_len = lens[comp]
+            c_ptr = np.zeros(len(comp) + 1, dtype=np.int64)
+            np.cumsum(c_len, out=c_ptr[1:])
+            c_idx = _ranges(ptr[comp], c_len)
+            c_links = links[c_idx]
             r = maxmin_rates_weighted(
                 c_ptr, c_links, cap, weight=None if weight is None else weight[comp],
                 share=None if share is None else share[c_idx],
