@@ -201,9 +201,13 @@ def test_a_flow_run_beyond_the_limit_is_refused_in_one_line(monkeypatch):
 
     monkeypatch.setattr(E, "FLOW_LIMIT", 10)
     sch = _schedule(6, 3, [[(0, 3, 0, 1)], [(1, 4, 1, 1)], [(2, 5, 2, 1)]] * 4)
+    monkeypatch.setattr(E, "FLOW_RATE", 12 / 3600)  # 12 transfers: an hour
     with pytest.raises(ValueError, match="takes at most 10") as e:
         simulate(sch, _two_switches(20 * GBPS), 3 << 20, Contention())
-    assert "\n" not in str(e.value)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert "would take about 60 minutes" in msg  # how long, and what to do instead
+    assert "--routing dmodk" in msg and "--model hockney" in msg
 
 
 def test_bad_sharing_is_refused():
