@@ -23,6 +23,17 @@ of the reduction that follows it), when each transfer starts and ends.
 
 Every figure a flow needs is computed by :func:`sim.costs.flow_figures`; this module only
 schedules.
+
+Cost. Work is per event and per flow whose rate is re-solved, never per active flow: the next
+event time comes from a heap (entries made stale by a re-solve are skipped when they surface);
+each link that can carry two flows at once keeps the set of flows moving data on it, and the
+component of the changed links is a walk over those sets (a link whose transfers all share a
+sender, or a receiver, one per step, never carries two flows at once and is left out); a
+component of few route entries is solved in plain Python by
+:func:`sim.maxmin.maxmin_rates_lists`, a larger one by the vectorised solver. A component's
+flows reach the solver in the order they entered their bandwidth phase, and the solvers sum
+each link's rates in that order, so the times are the same floats however the component was
+found (tests/test_flows_regression.py checks them against the plain loop bit for bit).
 """
 
 from __future__ import annotations
