@@ -52,6 +52,8 @@ EVENT_RTOL = 1e-12
 #: plain Python (:func:`sim.maxmin.maxmin_rates_lists`): below it that is cheaper than the
 #: vectorised rounds' fixed cost, and it gives the same floats.
 SMALL_COMPONENT = 96
+#: Transfers ending at one instant up to this many are booked on Python ints, not arrays.
+SMALL_BATCH = 16
 _DONE = np.iinfo(np.int64).max
 _WAIT, _LAT, _BW, _POST, _FIN = 0, 1, 2, 3, 4
 
@@ -186,6 +188,7 @@ def simulate_flows(step, src, dst, nbytes, lat, post, ptr, links, capacity, *, n
     arr_t = arrival[arr_order].tolist()
     arr_next = 0
     empty = np.zeros(0, dtype=np.int64)
+    src_l, dst_l = src.tolist(), dst.tolist()
     heappush, heappop = heapq.heappush, heapq.heappop
 
     def enter_group(ranks):
@@ -206,6 +209,30 @@ def simulate_flows(step, src, dst, nbytes, lat, post, ptr, links, capacity, *, n
         k = step[cand]
         ok = (state[cand] == _WAIT) & (cur[src[cand]] == k) & (cur[dst[cand]] == k)
         return np.unique(cand[ok])
+
+    def enter_few(ranks):
+        """:func:`enter_group` for a few ranks (sorted) that are done with their current
+        group, on Python ints; returns the same array."""
+        for r in ranks:
+            pos[r] = grp_end[pos[r]]
+        for r in ranks:
+            ps = int(pos[r])
+            if ps < rank_first[r + 1]:
+                cur[r] = s_sorted[ps]
+                outstanding[r] = grp_end[ps] - ps
+            else:
+                cur[r] = _DONE
+                outstanding[r] = 0
+        cand = set()
+        for r in ranks:
+            ps = int(pos[r])
+            if ps >= rank_first[r + 1]:
+                continue
+            k = cur[r]
+            for t in rt[ps:grp_end[ps]].tolist():
+                if state[t] == _WAIT and cur[src_l[t]] == k and cur[dst_l[t]] == k:
+                    cand.add(t)
+        return np.array(sorted(cand), dtype=np.int64)
 
     def push(flows, times):
         """Set the flows' next event times; an unchanged time keeps its heap entry."""
@@ -260,14 +287,28 @@ def simulate_flows(step, src, dst, nbytes, lat, post, ptr, links, capacity, *, n
         if len(fin):
             state[fin] = _FIN
             end[fin] = t_now
-            np.subtract.at(outstanding, src[fin], 1)
-            np.subtract.at(outstanding, dst[fin], 1)
-            touched = np.unique(np.concatenate((src[fin], dst[fin])))
-            free = touched[outstanding[touched] == 0]
-            if len(free):
-                finish[free] = t_now
-                pos[free] = grp_end[pos[free]]
-                fresh.append(enter_group(free))
+            if len(fin) > SMALL_BATCH:
+                np.subtract.at(outstanding, src[fin], 1)
+                np.subtract.at(outstanding, dst[fin], 1)
+                touched = np.unique(np.concatenate((src[fin], dst[fin])))
+                free = touched[outstanding[touched] == 0]
+                if len(free):
+                    finish[free] = t_now
+                    pos[free] = grp_end[pos[free]]
+                    fresh.append(enter_group(free))
+            else:  # a few transfers: the same steps on Python ints
+                freed = []
+                for f in fin.tolist():
+                    for r in (src_l[f], dst_l[f]):
+                        left = outstanding[r] - 1
+                        outstanding[r] = left
+                        if not left:
+                            freed.append(r)
+                if freed:
+                    freed.sort()
+                    free = np.array(freed, dtype=np.int64)
+                    finish[free] = t_now
+                    fresh.append(enter_few(freed))
         if arr_next < p and arr_t[arr_next] <= horizon:
             j = arr_next
             while j < p and arr_t[j] <= horizon:
