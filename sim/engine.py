@@ -75,7 +75,7 @@ TIMELINE_LIMIT = 1_000_000
 #: The most transfers the event-driven flow simulation takes on: beyond it a contention run that
 #: needs it is refused with a clear message rather than left running for hours.
 FLOW_LIMIT = 4_000_000
-#: About how many transfers a second the event-driven flow simulation handles (1-4 x 10^4 on a
+#: About how many transfers a second the event-driven flow simulation handles (2-3 x 10^4 on a
 #: hashed-ECMP fat-tree, bench/sim_scale.py; the fast path does 10^6 - 10^9): for the estimate
 #: in the refusal.
 FLOW_RATE = 2e4
