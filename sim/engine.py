@@ -72,10 +72,13 @@ __all__ = ["LinkStats", "SimResult", "StepStats", "Timeline", "simulate"]
 
 #: Above this many transfers the per-transfer timeline is off unless asked for.
 TIMELINE_LIMIT = 1_000_000
-#: The most transfers the event-driven flow simulation takes on (it handles some 10^3 - 10^5
-#: transfers a second, against 10^6 - 10^9 on the fast path): beyond it a contention run that
+#: The most transfers the event-driven flow simulation takes on: beyond it a contention run that
 #: needs it is refused with a clear message rather than left running for hours.
-FLOW_LIMIT = 1_000_000
+FLOW_LIMIT = 4_000_000
+#: About how many transfers a second the event-driven flow simulation handles (2-3 x 10^4 on a
+#: hashed-ECMP fat-tree, bench/sim_scale.py; the fast path does 10^6 - 10^9): for the estimate
+#: in the refusal.
+FLOW_RATE = 2e4
 _min, _max = np.minimum.reduce, np.maximum.reduce
 
 
@@ -248,8 +251,11 @@ def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, ti
             if ntransfers > FLOW_LIMIT:
                 raise ValueError(
                     f"contention: {ntransfers} transfers re-share links (flows that start or "
-                    f"end apart), and the flow simulation takes at most {FLOW_LIMIT}; use "
-                    f"fewer ranks, a routing without shared links, or --model hockney")
+                    f"end apart): the event-driven flow simulation would take about "
+                    f"{_duration(ntransfers / FLOW_RATE)} and takes at most {FLOW_LIMIT}; use "
+                    f"--routing dmodk (a fat-tree with a power-of-two number of up-ports keeps "
+                    f"recursive halving/doubling free of shared links), fewer ranks, or "
+                    f"--model hockney")
             out = _flow_path(run)
             path = "flow"
     else:
@@ -268,6 +274,15 @@ def _simulate(schedule, topology, nbytes, model, placement, params, itemsize, ti
         timeline=timeline_obj, links=totals.link_stats(params, time_s),
         time_from_last_s=completion - last, path=path,
     )
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` in words: "40 minutes", "3.5 hours"."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
 
 
 def _run_ends(keys: list) -> list[int]:

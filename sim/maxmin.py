@@ -38,7 +38,7 @@ from itertools import accumulate
 
 import numpy as np
 
-__all__ = ["maxmin_rates", "maxmin_rates_many", "maxmin_rates_weighted"]
+__all__ = ["maxmin_rates", "maxmin_rates_lists", "maxmin_rates_many", "maxmin_rates_weighted"]
 
 #: :func:`maxmin_rates_many` solves problems together up to this many path entries in all ...
 _BATCH_ENTRIES = 1 << 14
@@ -301,3 +301,62 @@ def maxmin_rates_weighted(ptr: np.ndarray, links: np.ndarray, capacity: np.ndarr
         ent_on &= ~gone
         active &= ~frozen
     return rate
+
+
+def maxmin_rates_lists(paths: list, fcap: list, capacity: list) -> list:
+    """:func:`maxmin_rates` of a small problem held in Python lists, in plain Python (a
+    problem of a few flows costs less so than the fixed cost of the vectorised rounds).
+
+    ``paths[i]`` lists the links flow ``i`` crosses that another flow may cross too (links
+    only it crosses may be left out), ``fcap[i]`` is the smallest capacity on its whole path
+    (``inf`` for an empty path) and ``capacity[l]`` link ``l``'s. Every capacity must be
+    finite. The rounds, and the order in which each link's frozen rates are summed, are
+    :func:`maxmin_rates`' own, so the rates are the very same floats.
+
+    >>> maxmin_rates_lists([[0], [0, 1]], [10.0, 2.0], [10.0, 2.0])
+    [8.0, 2.0]
+    """
+    count: dict = {}
+    for links in paths:
+        for link in links:
+            count[link] = count.get(link, 0) + 1
+    rate = list(fcap)
+    active = []
+    for i, links in enumerate(paths):
+        mine = [link for link in links if count[link] > 1]
+        if mine:
+            active.append((i, mine))
+    if not active:
+        return rate
+    rem = {link: capacity[link] for link, c in count.items() if c > 1}
+    cnt = {link: float(count[link]) for link in rem}
+    while True:
+        share = {link: rem[link] / c for link, c in cnt.items() if c > 0}
+        botts = []
+        held = set()
+        for i, links in active:
+            b = fcap[i]
+            for link in links:
+                x = share[link]
+                if x < b:
+                    b = x
+            botts.append(b)
+            for link in links:
+                if b < share[link]:
+                    held.add(link)
+        keep = []
+        sub: dict = {}
+        for (i, links), b in zip(active, botts, strict=True):
+            rate[i] = b
+            if fcap[i] <= b or any(link not in held for link in links):
+                for link in links:  # summed in flow order, as np.bincount does
+                    sub[link] = sub.get(link, 0.0) + b
+                    cnt[link] -= 1.0
+            else:
+                keep.append((i, links))
+        if not keep:
+            return rate
+        for link, x in sub.items():
+            y = rem[link] - x
+            rem[link] = y if y > 0.0 else 0.0
+        active = keep

@@ -201,9 +201,13 @@ def test_a_flow_run_beyond_the_limit_is_refused_in_one_line(monkeypatch):
 
     monkeypatch.setattr(E, "FLOW_LIMIT", 10)
     sch = _schedule(6, 3, [[(0, 3, 0, 1)], [(1, 4, 1, 1)], [(2, 5, 2, 1)]] * 4)
+    monkeypatch.setattr(E, "FLOW_RATE", 12 / 3600)  # 12 transfers: an hour
     with pytest.raises(ValueError, match="takes at most 10") as e:
         simulate(sch, _two_switches(20 * GBPS), 3 << 20, Contention())
-    assert "\n" not in str(e.value)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert "would take about 60 minutes" in msg  # how long, and what to do instead
+    assert "--routing dmodk" in msg and "--model hockney" in msg
 
 
 def test_bad_sharing_is_refused():
@@ -350,3 +354,22 @@ def test_sim_scale_rows_report_the_path_and_memory():
     assert all(r["peak_rss"] > 0 and r["transfers"] > 0 for r in rows)
     text = out.getvalue()
     assert "fast tr/s" in text and "event tr/s" in text and "peak_mem" in text
+
+
+def test_list_solver_gives_the_vectorised_solvers_floats():
+    # the event loop solves small components in plain Python: the same rounds and sums, so
+    # the very same floats (capacities with inexact shares such as 10/3 included)
+    from sim.maxmin import maxmin_rates_lists
+
+    rng = np.random.default_rng(11)
+    for trial in range(2000):
+        m, nl = int(rng.integers(1, 12)), int(rng.integers(2, 10))
+        lens = rng.integers(0, min(5, nl) + 1, size=m)
+        ptr = np.r_[0, np.cumsum(lens)]
+        links = np.concatenate([rng.choice(nl, size=k, replace=False) for k in lens])
+        links = links.astype(np.int64)
+        cap = rng.choice([1.0, 3.0, 7.0, 10 / 3], size=nl) if trial % 2 else np.full(nl, 2.5)
+        paths = [links[ptr[i]:ptr[i + 1]].tolist() for i in range(m)]
+        fcap = [float(cap[q].min()) if q else np.inf for q in paths]
+        got = maxmin_rates_lists(paths, fcap, cap.tolist())
+        assert np.array_equal(np.array(got), maxmin_rates(ptr, links, cap))
