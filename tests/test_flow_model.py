@@ -349,7 +349,7 @@ def test_sim_scale_rows_report_the_path_and_memory():
     from bench.sim_scale import run
 
     out = io.StringIO()
-    rows = run([(16, "ring"), (16, "rabenseifner")], repeat=1, limit=120, out=out)
+    rows = run([(16, "ring"), (16, "rabenseifner", "shortest")], repeat=1, limit=120, out=out)
     assert [r["path"] for r in rows] == ["fast", "flow"]  # hashed ECMP shares an uplink
     assert all(r["peak_rss"] > 0 and r["transfers"] > 0 for r in rows)
     text = out.getvalue()

@@ -81,7 +81,9 @@ IDS = [f"{G.graph['family']}{G.graph['params']}" for G in GRAPHS]
 @pytest.mark.parametrize("G", GRAPHS, ids=IDS)
 def test_link_arrays(G):
     net = T.compile_network(G)
-    assert net.routing in ("shortest", "dimension-order", "minimal")
+    natural = {"torus": "dimension-order", "ring": "dimension-order", "dragonfly": "minimal",
+               "fat_tree": "dmodk", "gpu_cluster": "dmodk"}  # auto, per family (docs/routing.md)
+    assert net.routing == natural.get(G.graph["family"], "shortest")
     assert net._router is not None and net.family == G.graph["family"]
     assert net.nlinks == 2 * G.number_of_edges() == len(net.link_src)
     assert net.link_src.dtype == np.int32 and net.link_latency.dtype == np.float64

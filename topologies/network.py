@@ -945,8 +945,8 @@ class Network:
 
 #: Routing policies :func:`compile_network` takes (see docs/routing.md).
 POLICIES = {
-    "auto": "the structure's natural policy (dimension-order on tori and rings, minimal on "
-            "dragonflies, shortest elsewhere)",
+    "auto": "the structure's natural policy (dimension-order on tori and rings, dmodk on "
+            "fat-trees and GPU clusters, minimal on dragonflies, shortest elsewhere)",
     "shortest": "latency-shortest paths, one per (src, dst) chosen by hash among equal-cost "
                 "ones (static ECMP switches)",
     "spread": "every flow split evenly over all its equal-cost paths (adaptive routing, "
@@ -974,7 +974,7 @@ _FORMULA = {
 #: family -> the Network method spreading flows by formula (intact graphs only)
 _SPREAD = {"fat_tree": "_spread_fat_tree", "gpu_cluster": "_spread_gpu_cluster"}
 _NATURAL = {"ring": "dimension-order", "torus": "dimension-order", "dragonfly": "minimal",
-            "fat_tree": "shortest", "gpu_cluster": "shortest", "switch": "shortest",
+            "fat_tree": "dmodk", "gpu_cluster": "dmodk", "switch": "shortest",
             "fully_connected": "shortest"}
 #: policies that need a structure, and the families that have it
 _NEEDS = {"dimension-order": ("ring", "torus"), "dmodk": ("fat_tree", "gpu_cluster"),
@@ -1169,7 +1169,7 @@ def compile_network(G, routing: str = "auto") -> Network:
     >>> from topologies import fat_tree
     >>> net = compile_network(fat_tree(4))
     >>> net
-    Network(fat_tree, 36 nodes, 16 endpoints, 96 links, routing='shortest')
+    Network(fat_tree, 36 nodes, 16 endpoints, 96 links, routing='dmodk')
     >>> ptr, links = net.routes([0, 0], [1, 15])
     >>> (ptr[1:] - ptr[:-1]).tolist(), net.path_latency(ptr, links).round(12).tolist()
     ([2, 6], [2e-06, 6e-06])
