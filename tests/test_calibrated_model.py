@@ -115,6 +115,23 @@ def test_fit_reproduces_its_measurements_and_round_trips(tmp_path):
     assert loaded["crowd_transfers"] == 2
 
 
+def test_a_cached_crowd_below_the_lone_time_is_raised_before_the_envelope():
+    # the shift's 1 MiB figure (100 us) is below the lone 160 us (its buffers cached): it
+    # becomes 160 us, and the envelope no longer carries it down to 64 KiB (whose 20 us stays)
+    m = _measurements(crowd=[3e-6, 3.5e-6, 20e-6, 100e-6])
+    doc = fit_model(**m)
+    h = model_params("hockney", **{k: v for k, v in doc.items() if k != "notes"})
+    crowd = [calibrated_cost(h, h.alpha, h.beta, np.full(2, float(s)))[0] for s in m["sizes"]]
+    assert crowd == pytest.approx([3e-6, 3.5e-6, 20e-6, 160e-6])
+    assert any("1 of 4 figures below the lone ping-pong's raised to it (from 1048576 B)" in n
+               for n in doc["notes"])
+    # and a relay on 4 ranks is one transfer per step round the ranks
+    from bench.calibrate import relay_schedule
+
+    assert [(st.src.tolist(), st.dst.tolist()) for st in relay_schedule(4).steps] == [
+        ([0], [1]), ([1], [2]), ([2], [3]), ([3], [0])]
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(lone=[2e-6, float("nan"), 1e-5, 1e-4]), r"lone ping-pong measurement .* 1024 B \(nan\)"),
     (dict(crowd=[3e-6, -1.0, 1e-5, 1e-4]), r"crowd exchange measurement .* 1024 B \(-1.0\)"),
