@@ -6,9 +6,11 @@ includes the executor's per-step software cost, and on all N ranks of the job (c
 the rank count you benchmark with: 4 ranks on 2 cores is a different machine from 2 on 2):
 
 ``lone``
-    one pair (ranks 0, 1) ping-pongs a message (a 2-rank broadcast sent back: one transfer in
-    flight on the host) while the other ranks idle the way a collective's idle ranks do
-    (polling, yielding their core); time per message, sizes ``-b`` .. ``-e`` times ``-f``.
+    one message relayed round all N ranks, one transfer per step (rank i to i+1, the last
+    back to 0; on 2 ranks the ping-pong): one transfer in flight on the host, between
+    partners that change every step as a tree's do, the other ranks idling the way a
+    collective's idle ranks do (polling, yielding their core); time per message, sizes
+    ``-b`` .. ``-e`` times ``-f``.
 ``crowd``
     every rank at once, each sending a message to the next rank and receiving one from the
     previous in one step (a ring shift: ``N`` = N ranks transfers in flight; on 2 ranks the
@@ -24,10 +26,17 @@ the rank count you benchmark with: 4 ranks on 2 cores is a different machine fro
     ``np.add(a, b, out=c)`` (float32, three distinct arrays, as the executor reduces) on every
     rank at once, over the same sizes: call overhead and speed per size (caches matter).
 
-Each figure is the fastest of ``--windows`` timed windows (the machine's noise only adds time)
-and the largest over the ranks that took part. The model (:func:`fit_model`): ``alpha`` is the
-lone time at the smallest size and ``beta`` the lone slope between the two largest sizes
-(where that is flat, between the smallest and the largest);
+Each figure is the fastest of ``--windows`` timed windows (the machine's noise only adds time),
+spread over ``--passes`` passes through all sizes (a slow spell of a shared machine spoils one
+pass, not every window of a size), and the largest over the ranks that took part. A crowd
+figure below the lone one at its size is raised to it: the shift's own buffers stay in cache
+(MPICH and Open MPI ran the 2 MiB shift at 43 GB/s against 13 GB/s alone), which no
+collective's steps see. ``--buffers`` k cycles each message benchmark through k distinct
+buffers (default 1: on this machine 3 buffers slowed the 2-rank ping-pong above 128 KiB
+beyond what binomial's transfers cost).
+The model (:func:`fit_model`): ``alpha`` is the lone time at the smallest size and ``beta``
+the lone slope between the two largest sizes (where that is flat, between the smallest and
+the largest);
 ``size_factors`` and ``crowd_factors`` are SimGrid-style piecewise factors on alpha and beta,
 one row per measured size, each row's line passing through that size's and the next size's
 measurement (so the model reproduces every calibration point and interpolates linearly between
@@ -63,11 +72,15 @@ from bench._common import (
 )
 
 __all__ = ["CalibrationError", "calibrate", "exchange_schedule", "fit_line", "fit_model",
-           "model_mismatches", "multi_exchange_schedule", "pingpong_schedule",
+           "model_mismatches", "multi_exchange_schedule", "pingpong_schedule", "relay_schedule",
            "shift_schedule", "write_model"]
 
 FORMAT = "collectives.model/2"
 MULTI = (1, 2, 4)
+#: Distinct buffers a message benchmark cycles through (``--buffers``).
+BUFFERS = 1
+#: Passes through all sizes that a size's windows are spread over (``--passes``).
+PASSES = 3
 
 
 class CalibrationError(BenchError):
@@ -110,6 +123,25 @@ def pingpong_schedule():
     steps = (make_step([0], [1], False, run_start=[0]),
              make_step([1], [0], False, run_start=[0]))
     return Schedule("broadcast", "pingpong", 2, 1, steps, owner=(0,))
+
+
+def relay_schedule(nranks: int):
+    """One chunk relayed round all ``nranks`` ranks, one transfer per step (rank i to rank
+    i+1, the last back to rank 0): one transfer in flight at a time, between partners that
+    change every step as a binomial's or a tree's do; on 2 ranks the ping-pong.
+
+    >>> from collectives.verify import verify
+    >>> s = relay_schedule(3)
+    >>> [(st.src.tolist(), st.dst.tolist()) for st in verify(s).steps]
+    [([0], [1]), ([1], [2]), ([2], [0])]
+    >>> relay_schedule(2).steps == pingpong_schedule().steps
+    True
+    """
+    from collectives.ir import Schedule, make_step
+
+    steps = tuple(make_step([r], [(r + 1) % nranks], False, run_start=[0])
+                  for r in range(nranks))
+    return Schedule("broadcast", f"relay-{nranks}", nranks, 1, steps, owner=(0,))
 
 
 def exchange_schedule():
@@ -201,21 +233,32 @@ def _timed(comm, fn, per_call: int, seconds: float, windows: int) -> float:
     return float(got)
 
 
-def _prepared(schedule, chunk_bytes: int, pair):
+def _prepared(schedule, chunk_bytes: int, comm, buffers: int = 1):
+    """The schedule bound to ``buffers`` distinct buffers, run in turn: a collective's steps
+    touch a working set several times a message's size (input, result, scratch), and one
+    buffer sent back and forth stays in cache and measures a copy faster than any collective
+    of that message size sees (Open MPI's 2 MiB shift: 3x the lone ping-pong's rate)."""
     from collectives.mpi_executor import prepare
 
     # the executor takes no uint8: whole int32 elements, each chunk ``chunk_bytes`` bytes
-    buf = np.ones(schedule.nchunks * max(chunk_bytes // 4, 1), np.int32)
-    return prepare(schedule, buf, None, "sum", comm=pair, timeout=60.0)
+    preps = [prepare(schedule, np.ones(schedule.nchunks * max(chunk_bytes // 4, 1), np.int32),
+                     None, "sum", comm=comm, timeout=60.0) for _ in range(max(buffers, 1))]
+    if len(preps) == 1:
+        return preps[0]
+    turn = iter(range(1 << 62))
+
+    def run():
+        preps[next(turn) % len(preps)]()
+    run.free = lambda: [q.free() for q in preps]
+    return run
 
 
-def _pattern_time(comm, pair, schedule, nbytes, per_call, seconds, windows, active=True):
-    prep = _prepared(schedule, nbytes, pair) if pair is not None and active else None
+def _pattern_time(comm, run_comm, schedule, nbytes, per_call, seconds, windows, buffers=1):
+    prep = _prepared(schedule, nbytes, run_comm, buffers)
     try:
         return _timed(comm, prep, per_call, seconds, windows)
     finally:
-        if prep is not None:
-            prep.free()
+        prep.free()
 
 
 def _reduce_time(comm, nbytes: int, seconds: float, windows: int) -> float:
@@ -225,16 +268,6 @@ def _reduce_time(comm, nbytes: int, seconds: float, windows: int) -> float:
     def fn():
         np.add(a, b, c)
     return _timed(comm, fn, 1, seconds, windows)
-
-
-def _pair_comm(comm):
-    """This rank's pair communicator (ranks 2k, 2k+1), or None for a last odd rank."""
-    from mpi4py import MPI
-
-    rank, size = comm.Get_rank(), comm.Get_size()
-    in_pair = rank < size - size % 2
-    pair = comm.Split(rank // 2 if in_pair else MPI.UNDEFINED, rank)
-    return (pair if in_pair else None), size // 2
 
 
 # ------------------------------------------------------------------------------------------
@@ -308,6 +341,16 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi) 
     _positive("reduction", reduce, reduce_sizes)
     _positive("multi-message exchange", list(multi.values()), [f"k={k}" for k in multi])
     notes: list[str] = []
+    # n transfers at once share the host's memory and cores: a crowd faster per transfer than
+    # one transfer alone is the shift's own buffers staying in cache (large sizes), which no
+    # collective's steps see; such a figure becomes the lone one (before the envelope below,
+    # which would carry a cached large size's figure down to the smaller sizes)
+    floor = [max(c, lo) for c, lo in zip(crowd, lone, strict=True)]
+    raised = [s for s, c, f in zip(sizes, crowd, floor, strict=True) if f > c]
+    if raised:
+        notes.append(f"crowd exchange: {len(raised)} of {len(sizes)} figures below the lone "
+                     f"ping-pong's raised to it (from {raised[0]} B)")
+    crowd = floor
     # Noise only adds time, and a larger message never takes less: each figure becomes the
     # smallest measured at its size or any larger one (a right-to-left running minimum).
     lone = _envelope(lone, "lone ping-pong", notes)
@@ -449,7 +492,17 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
                    help="seconds per size and measurement (default 0.2)")
     p.add_argument("--windows", type=int, default=11,
                    help="timed windows per size and measurement; the fastest is kept (11)")
+    p.add_argument("--buffers", type=int, default=BUFFERS,
+                   help="distinct buffers each message benchmark cycles through, so that a "
+                        f"message is not sent from and to a cached buffer ({BUFFERS})")
+    p.add_argument("--passes", type=int, default=PASSES,
+                   help="passes through all sizes that each size's --time and --windows are "
+                        f"spread over, so that a slow spell spoils one pass only ({PASSES})")
     a = p.parse_args(args)
+    if a.passes < 1:
+        raise UsageError("argument --passes: must be >= 1")
+    if a.buffers < 1:
+        raise UsageError("argument --buffers: must be >= 1")
     if comm.Get_size() < 2:
         raise UsageError("calibrate needs at least 2 ranks (mpiexec -n 2 python -m bench "
                          "calibrate)")
@@ -462,7 +515,7 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
     sizes = _sizes(a.minbytes, a.maxbytes, a.stepfactor)
     if len(sizes) < 2:
         raise UsageError("calibrate: -b .. -e with -f gives fewer than two sizes")
-    model = measure_and_fit(comm, sizes, a.time, a.windows)
+    model = measure_and_fit(comm, sizes, a.time, a.windows, a.buffers, a.passes)
     env = model["environment"]
     if verbose and rank == 0:
         for line in header_lines(env):
@@ -475,25 +528,34 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
     return model
 
 
-def measure_and_fit(comm, sizes: list[int], seconds: float, windows: int) -> dict:
-    """Run every micro-benchmark on ``comm`` (all its ranks) and fit; the model document."""
+def measure_and_fit(comm, sizes: list[int], seconds: float, windows: int,
+                    buffers: int = BUFFERS, passes: int = PASSES) -> dict:
+    """Run every micro-benchmark on ``comm`` (all its ranks) and fit; the model document.
+    ``buffers``: distinct buffers each message benchmark cycles through (see ``_prepared``);
+    ``seconds`` and ``windows`` per size are spread over ``passes`` passes through the sizes."""
     p = comm.Get_size()
-    pair, _ = _pair_comm(comm)
-    lone_pair = comm.Get_rank() < 2
-    ping = pingpong_schedule()
-    lone, crowd = [], []
-    try:
-        for size in sizes:  # interleaved, so that a slow spell of the machine hits both alike
-            lone.append(_pattern_time(comm, pair, ping, size, 2, seconds, windows,
-                                      active=lone_pair))
-            crowd.append(_pattern_time(comm, comm, shift_schedule(p), size, 1, seconds,
-                                       windows))
-        multi = {k: _pattern_time(comm, comm, shift_schedule(p, k), sizes[0], 1, seconds,
-                                  windows) for k in MULTI}
-    finally:
-        if pair is not None:
-            pair.Free()
-    reduce = [_reduce_time(comm, size, seconds, windows) for size in sizes]
+    # the lone transfer relays round every rank, not between two fixed partners: with more
+    # ranks than cores a fixed pair keeps both cores while the others sleep, and no
+    # collective's single transfers (a tree's, a binomial's) are that lucky
+    relay = relay_schedule(p)
+    # the windows of one size are spread over ``passes`` passes through all sizes, so that a
+    # slow spell of the shared machine (another job's burst, seconds long) spoils one pass's
+    # figure of a size and not all of them; each figure is the fastest over the passes
+    share, per_pass = seconds / passes, max(1, math.ceil(windows / passes))
+    lone, crowd = [math.inf] * len(sizes), [math.inf] * len(sizes)
+    multi = dict.fromkeys(MULTI, math.inf)
+    reduce = [math.inf] * len(sizes)
+    for _ in range(passes):
+        for i, size in enumerate(sizes):  # interleaved: a slow spell hits both alike
+            lone[i] = min(lone[i], _pattern_time(comm, comm, relay, size, p, share, per_pass,
+                                                 buffers=buffers))
+            crowd[i] = min(crowd[i], _pattern_time(comm, comm, shift_schedule(p), size, 1,
+                                                   share, per_pass, buffers=buffers))
+        for k in MULTI:
+            multi[k] = min(multi[k], _pattern_time(comm, comm, shift_schedule(p, k), sizes[0],
+                                                   1, share, per_pass))
+        for i, size in enumerate(sizes):
+            reduce[i] = min(reduce[i], _reduce_time(comm, size, share, per_pass))
     env = environment(comm)
     fitted = fit_model(sizes, lone, crowd, p, sizes, reduce, multi)
     return {
@@ -509,9 +571,10 @@ def measure_and_fit(comm, sizes: list[int], seconds: float, windows: int) -> dic
         "ranks": comm.Get_size(),
         "date": env["date"],
         "method": "micro-benchmarks through collectives.mpi_executor.prepare on every rank: "
-                  "lone ping-pong (ranks 0,1; others idle), crowd shift (every rank to the "
-                  "next), multi-message shift, np.add on every rank; piecewise factors "
-                  "through the measured points (bench/calibrate.py)",
+                  "lone relay (one transfer at a time round every rank), crowd shift "
+                  "(every rank to the next), multi-message shift, np.add on every rank; "
+                  f"{buffers} buffers in turn; piecewise factors through the measured points "
+                  "(bench/calibrate.py)",
         "measurements": {
             "sizes": sizes,
             "lone_pingpong_s": lone,
@@ -522,6 +585,8 @@ def measure_and_fit(comm, sizes: list[int], seconds: float, windows: int) -> dic
             "reduce_s": reduce,
             "seconds_per_point": seconds,
             "windows": windows,
+            "buffers": buffers,
+            "passes": passes,
         },
         "environment": env,
     }
@@ -529,7 +594,7 @@ def measure_and_fit(comm, sizes: list[int], seconds: float, windows: int) -> dic
 
 def _print(model: dict) -> None:
     m = model["measurements"]
-    print(f"# lone: one pair ping-pongs, the others idle; crowd: all {model['ranks']} ranks "
+    print(f"# lone: one message relayed round the ranks; crowd: all {model['ranks']} ranks "
           f"send to the next ({model['crowd_transfers']} transfers at once); reduce: np.add "
           f"on every rank")
     print(f"#{'size(B)':>11} {'lone(us)':>10} {'crowd(us)':>10} {'reduce(us)':>11} "

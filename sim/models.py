@@ -212,18 +212,18 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None) -
     which of them the receiver reduces, ``src``/``dst`` their ranks (for the per-message
     overhead). With ``n`` non-empty transfers in the step and ``N = crowd_transfers``::
 
-        lf1, bf1 = size_factors at b    (one transfer in flight on the host)
-        lfN, bfN = crowd_factors at b   (N transfers at once)
-        t = lat * (lf1 + (lfN - lf1) * (min(n, N) - 1) / (N - 1))    latency: crowded up to N
-          + b * inv * max(1/bf1, (n/N) / bfN)      bytes: n transfers share the host's memory
+        t1 = lat * lf1 + b * inv / bf1   (size_factors at b: one transfer in flight on the host)
+        tN = lat * lfN + b * inv / bfN   (crowd_factors at b: N transfers at once)
+        t = t1 + (tN - t1) * (n - 1) / (N - 1)                for n <= N
+          = max(t1, lat * lfN + (n / N) * b * inv / bfN)      for n > N
           + message_overhead * max(m - 2, 0)     (m: messages the busier end posts)
           + reduce_overhead * lfR(b) + b * gamma / bfR(b)   where the receiver reduces
 
-    The bytes term is a fair share of a memory of capacity ``N`` crowd-rate transfers among
-    ``n``, none faster than a transfer alone: ``n = 1`` gives the lone measurement and
-    ``n = N`` the crowded one (where it is the slower); beyond ``N`` (a rank posting several
-    messages in a step) the share keeps shrinking while the latency stays the crowd's, plus
-    ``o`` per extra message.
+    ``n = 1`` gives the lone measurement and ``n = N`` the crowded one, each a whole measured
+    time (a line's latency is never combined with another line's slope: the lone and crowd
+    lines cross). Beyond ``N`` (a rank posting several messages in a step) the ``n``
+    transfers share a memory that moves ``N`` crowd transfers at once, never faster than one
+    alone, plus ``o`` per extra message.
 
     An empty transfer (0 bytes) costs nothing: the executor sends no message for it.
 
@@ -239,15 +239,16 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None) -
     live = b > 0
     n = int(np.count_nonzero(live))
     N = params.crowd_transfers
+    t = lat * lf + b * inv / bf  # one transfer in flight: the lone line
     if params.crowd_factors and N > 1 and n > 1:
         lfN, bfN = _factors(params.crowd_factors, b)
-        w_lat = (min(n, N) - 1) / (N - 1)
-        # the host's memory moves N transfers at the crowd's rate each: n transfers share
-        # that capacity fairly, none faster than a transfer alone
-        per_byte = np.maximum(1.0 / bf, (n / N) / bfN)
-        t = lat * (lf + (lfN - lf) * w_lat) + b * inv * per_byte
-    else:
-        t = lat * lf + b * inv / bf
+        # whole times, never one line's latency with the other's slope: the two lines cross
+        crowd_lat = lat * lfN
+        crowd_bytes = b * inv / bfN
+        if n <= N:  # up to N: from the lone time to the crowd's
+            t = t + (crowd_lat + crowd_bytes - t) * ((n - 1) / (N - 1))
+        else:  # beyond N: the host's memory moves N crowd transfers; n share it
+            t = np.maximum(t, crowd_lat + crowd_bytes * (n / N))
     if params.message_overhead and src is not None and len(b) > 1:
         src, dst = np.asarray(src), np.asarray(dst)
         size = int(max(src.max(), dst.max())) + 1

@@ -55,7 +55,8 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
 
     model = tmp_path / "model.json"
     proc = launch(ranks, ["-m", "bench", "calibrate", "--out", str(model), "--time", "0.01",
-                          "--windows", "2", "-b", "4", "-e", "64K", "-f", "8"], timeout=120)
+                          "--windows", "2", "-b", "4", "-e", "64K", "-f", "8", "--passes", "2",
+                          "--buffers", "2"], timeout=120)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     m = json.loads(model.read_text())
     assert not list(tmp_path.glob(".model.json.*"))  # the temporary file was renamed
@@ -67,6 +68,7 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
     meas = m["measurements"]
     assert meas["sizes"] == [4, 32, 256, 2048, 16384]
     assert set(meas["multi_exchange_s"]) == {"1", "2", "4"}
+    assert meas["passes"] == 2 and meas["buffers"] == 2 and "lone relay" in m["method"]
     assert proc.stdout.splitlines()[0].startswith(("# MPICH", "# Open MPI"))
     values = load_model_file(model)
     assert len(values["size_factors"]) == len(meas["sizes"]) - 1

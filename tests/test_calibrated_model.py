@@ -43,14 +43,14 @@ def test_calibrated_cost_closed_forms():
     # n = N = 4 transfers at once: exactly the crowd's line
     four = calibrated_cost(H, A, B, np.full(4, 4096.0), src=[0, 1, 2, 3], dst=[1, 0, 3, 2])
     assert four == pytest.approx(np.full(4, 3 * A + 4096 * B / 0.25))
-    # n = 2: latency a third of the way from lone to crowd; bytes: half of the memory's
-    # 4 x (1/4) = 1 bandwidth unit is 1/2, no more than the lone 1/2
+    # n = 2: the whole time a third of the way from the lone time to the crowd's (never the
+    # crowd's latency with the lone slope: lone 2A + 4096 B / 0.5, crowd 3A + 4096 B / 0.25)
+    lone, crowd = 2 * A + 4096 * B * 2, 3 * A + 4096 * B * 4
     two = calibrated_cost(H, A, B, np.full(2, 4096.0), src=[0, 1], dst=[1, 0])
-    lat = A * (2 + (3 - 2) / 3)
-    assert two == pytest.approx(np.full(2, lat + 4096 * B * 2))
-    # n = 3: a third each, slower than alone
+    assert two == pytest.approx(np.full(2, lone + (crowd - lone) / 3))
+    # n = 3: two thirds of the way
     three = calibrated_cost(H, A, B, np.full(3, 4096.0), src=[0, 1, 2], dst=[1, 2, 0])
-    assert three == pytest.approx(np.full(3, A * (2 + 2 / 3) + 4096 * B * 3))
+    assert three == pytest.approx(np.full(3, lone + (crowd - lone) * 2 / 3))
     # n = 8 (two messages each way per pair): latency stays the crowd's, bytes share on, and
     # every rank posts 4 messages: 2 beyond one send and one receive
     src = [0, 0, 1, 1, 2, 2, 3, 3]
@@ -66,9 +66,9 @@ def test_calibrated_cost_closed_forms():
 def test_the_engine_uses_the_hook_ring_and_binomial_by_hand():
     n = 8192  # bytes of the whole vector; 2 ranks
     h = n / 2
-    # each ring step: two transfers of n/2 bytes at once (N = 4): latency a third of the way
-    # to the crowd's, bytes at half the memory's 4 x 1/4 (no faster than alone: 1/2)
-    two = A * (2 + 1 / 3) + h * B * 2
+    # each ring step: two transfers of n/2 bytes at once (N = 4): a third of the way from the
+    # lone time (2A + h B / 0.5) to the crowd's (3A + h B / 0.25)
+    two = 2 * A + h * B * 2 + (A + h * B * 2) / 3
     ring = predict("allreduce", "ring", 2, n, params=H).time_s
     assert ring == pytest.approx(2 * two + 1e-6 + h * G)
     # binomial on 2 ranks: 1 -> 0 (reduce), then 0 -> 1, one transfer at a time, whole vector
@@ -113,6 +113,23 @@ def test_fit_reproduces_its_measurements_and_round_trips(tmp_path):
     loaded = load_model_file(path)
     assert loaded["size_factors"] == tuple(tuple(r) for r in doc["size_factors"])
     assert loaded["crowd_transfers"] == 2
+
+
+def test_a_cached_crowd_below_the_lone_time_is_raised_before_the_envelope():
+    # the shift's 1 MiB figure (100 us) is below the lone 160 us (its buffers cached): it
+    # becomes 160 us, and the envelope no longer carries it down to 64 KiB (whose 20 us stays)
+    m = _measurements(crowd=[3e-6, 3.5e-6, 20e-6, 100e-6])
+    doc = fit_model(**m)
+    h = model_params("hockney", **{k: v for k, v in doc.items() if k != "notes"})
+    crowd = [calibrated_cost(h, h.alpha, h.beta, np.full(2, float(s)))[0] for s in m["sizes"]]
+    assert crowd == pytest.approx([3e-6, 3.5e-6, 20e-6, 160e-6])
+    assert any("1 of 4 figures below the lone ping-pong's raised to it (from 1048576 B)" in n
+               for n in doc["notes"])
+    # and a relay on 4 ranks is one transfer per step round the ranks
+    from bench.calibrate import relay_schedule
+
+    assert [(st.src.tolist(), st.dst.tolist()) for st in relay_schedule(4).steps] == [
+        ([0], [1]), ([1], [2]), ([2], [3]), ([3], [0])]
 
 
 @pytest.mark.parametrize("change, message", [
@@ -240,3 +257,23 @@ def test_host_topology():
         topologies.host(0, 1e9, 1e9)
     with pytest.raises(ValueError, match="host_from_model: the model lacks"):
         topologies.host_from_model({"alpha": 1e-6})
+
+
+def test_auto_ties_within_the_margin_go_to_the_fewest_steps():
+    from bench.auto import candidates, choose
+    from sim.engine import simulate
+
+    # 16 MiB on 4 ranks under the calibrated H: the strict fastest (margin 0) is the smallest
+    # prediction of all candidates
+    times = {label: simulate(s, None, 16 << 20, params=H, itemsize=4).time_s
+             for label, s in candidates("allreduce", 4)}
+    strict = choose("allreduce", 4, 16 << 20, 4, H, margin=0.0)
+    assert strict.predicted_s == min(times.values()) and times[strict.label] == strict.predicted_s
+    # every candidate tied (margin 100x): recursive doubling's log2(4) = 2 steps win
+    assert len(build("allreduce", "recursive-doubling", 4).steps) == 2
+    assert choose("allreduce", 4, 16 << 20, 4, H, margin=100.0).label == "recursive-doubling"
+    # a tie only within the margin: the winner is never more than margin above the fastest
+    pick = choose("allreduce", 4, 16 << 20, 4, H, margin=0.1)
+    assert pick.predicted_s <= 1.1 * strict.predicted_s
+    with pytest.raises(ValueError, match="margin must be a fraction >= 0"):
+        choose("allreduce", 4, 8, 4, H, margin=-1.0)
