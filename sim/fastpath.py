@@ -188,7 +188,8 @@ def transfer_bytes(step, ent, nchunks, prefix2, size):
 def entry_cost(ent, tb, params):
     """Duration of every transfer of an entry, given its bytes."""
     if is_calibrated(params):  # a calibrated machine (bench calibrate): the one hook
-        return calibrated_cost(params, ent.lat, ent.inv, tb, ent.reduce, ent.src, ent.dst)
+        return calibrated_cost(params, ent.lat, ent.inv, tb, ent.reduce, ent.src, ent.dst,
+                               ent.gscale)
     return transfer_cost(ent.lat, ent.inv, ent.reduce, ent.any_reduce, tb, params, ent.gscale)
 
 

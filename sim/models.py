@@ -204,7 +204,8 @@ def _factors(rows: tuple, nbytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lat[i], bw[i]
 
 
-def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None) -> np.ndarray:
+def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
+                    gamma_scale=None) -> np.ndarray:
     """Duration of every transfer of one step under a calibrated model.
 
     ``lat`` and ``inv`` are the path's latency and inverse bandwidth per transfer (on the
@@ -217,7 +218,8 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None) -
         t = t1 + (tN - t1) * (n - 1) / (N - 1)                for n <= N
           = max(t1, lat * lfN + (n / N) * b * inv / bfN)      for n > N
           + message_overhead * max(m - 2, 0)     (m: messages the busier end posts)
-          + reduce_overhead * lfR(b) + b * gamma / bfR(b)   where the receiver reduces
+          + reduce_overhead * lfR(b) + b * gamma * s / bfR(b)   where the receiver reduces
+                                 (s: ``gamma_scale`` of the transfer's receiver, default 1)
 
     ``n = 1`` gives the lone measurement and ``n = N`` the crowded one, each a whole measured
     time (a line's latency is never combined with another line's slope: the lone and crowd
@@ -261,7 +263,8 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None) -
             lf, bf = _factors(params.reduce_factors, b)
         else:
             lf, bf = 1.0, 1.0
-        t = t + np.where(reduce, params.reduce_overhead * lf + b * params.gamma / bf, 0.0)
+        g = params.gamma if gamma_scale is None else params.gamma * np.asarray(gamma_scale)
+        t = t + np.where(reduce, params.reduce_overhead * lf + b * g / bf, 0.0)
     return np.where(live, np.broadcast_to(t, b.shape), 0.0)
 
 

@@ -83,6 +83,11 @@ def test_the_engine_uses_the_hook_ring_and_binomial_by_hand():
     c = Contention(**CAL)
     res = simulate(build("allreduce", "binomial", 2), Gh, n, params=c)
     assert res.time_s == pytest.approx(binomial)
+    # a slow reduction at rank 0 (the only rank that reduces here) scales its gamma term
+    slow = simulate(build("allreduce", "binomial", 2), H, n, reduce_scale={0: 3.0}).time_s
+    assert slow == pytest.approx(2 * _lone(n) + 1e-6 + 3 * n * G)
+    assert simulate(build("allreduce", "binomial", 2), H, n,
+                    reduce_scale={1: 3.0}).time_s == pytest.approx(binomial)
 
 
 def _measurements(**change):
