@@ -5,7 +5,7 @@ import time
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import topologies as T
@@ -262,6 +262,8 @@ def test_large_structured_routing_is_fast():
     seed=st.integers(0, 2**16),
     lats=st.lists(st.sampled_from([0.0, 3e-7, 1e-6, 2e-6]), min_size=1, max_size=4),
 )
+# K4 with zero-latency links: the two-hop detour beats the direct link
+@example(n=4, p=0.5, seed=4, lats=[0.0, 3e-7])
 def test_shortest_paths_on_random_graphs(n, p, seed, lats):
     rng = np.random.default_rng(seed)
     G = nx.gnp_random_graph(n, p, seed=seed)

@@ -181,6 +181,12 @@ class Network:
         self._pair_ptr = np.zeros(1, dtype=np.int64)
         self._pair_links = np.empty(0, dtype=np.int64)
         self._router = _FORMULA.get((family, routing))
+        if (self._router == "_route_fully_connected"
+                and self.link_latency.size
+                and self.link_latency.max() > self.link_latency.min()):
+            # the direct link is the latency-shortest path only where every link has one
+            # latency: with mixed latencies a two-hop detour can be shorter
+            self._router = None
         #: the policy splits a flow over several paths (see :meth:`weighted_routes`)
         self.multipath = routing == "spread" and self._router is None
         # ref_links: the generator's directed link id -> ours (-1: a failed link), when
