@@ -71,14 +71,16 @@ from bench._common import (
     parse_size,
 )
 
-__all__ = ["CalibrationError", "calibrate", "exchange_schedule", "fit_line", "fit_model",
-           "model_mismatches", "multi_exchange_schedule", "pingpong_schedule", "relay_schedule",
-           "shift_schedule", "write_model"]
+__all__ = ["CalibrationError", "Measurements", "calibrate", "exchange_schedule", "fit_line",
+           "fit_model", "measure_and_fit", "model_mismatches", "multi_exchange_schedule",
+           "pingpong_schedule", "relay_schedule", "shift_schedule", "write_model"]
 
 FORMAT = "collectives.model/2"
 MULTI = (1, 2, 4)
 #: Distinct buffers a message benchmark cycles through (``--buffers``).
 BUFFERS = 1
+#: Seconds of timed windows per size and measurement (``--time``), and how many (``--windows``).
+SECONDS, WINDOWS = 0.2, 11
 #: Passes through all sizes that a size's windows are spread over (``--passes``).
 PASSES = 3
 
@@ -488,9 +490,9 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
     p.add_argument("-b", "--minbytes", type=parse_size, default=4)
     p.add_argument("-e", "--maxbytes", type=parse_size, default=16 << 20)
     p.add_argument("-f", "--stepfactor", type=float, default=2.0)
-    p.add_argument("--time", type=float, default=0.2,
+    p.add_argument("--time", type=float, default=SECONDS,
                    help="seconds per size and measurement (default 0.2)")
-    p.add_argument("--windows", type=int, default=11,
+    p.add_argument("--windows", type=int, default=WINDOWS,
                    help="timed windows per size and measurement; the fastest is kept (11)")
     p.add_argument("--buffers", type=int, default=BUFFERS,
                    help="distinct buffers each message benchmark cycles through, so that a "
@@ -533,63 +535,89 @@ def measure_and_fit(comm, sizes: list[int], seconds: float, windows: int,
     """Run every micro-benchmark on ``comm`` (all its ranks) and fit; the model document.
     ``buffers``: distinct buffers each message benchmark cycles through (see ``_prepared``);
     ``seconds`` and ``windows`` per size are spread over ``passes`` passes through the sizes."""
-    p = comm.Get_size()
-    # the lone transfer relays round every rank, not between two fixed partners: with more
-    # ranks than cores a fixed pair keeps both cores while the others sleep, and no
-    # collective's single transfers (a tree's, a binomial's) are that lucky
-    relay = relay_schedule(p)
     # the windows of one size are spread over ``passes`` passes through all sizes, so that a
     # slow spell of the shared machine (another job's burst, seconds long) spoils one pass's
     # figure of a size and not all of them; each figure is the fastest over the passes
-    share, per_pass = seconds / passes, max(1, math.ceil(windows / passes))
-    lone, crowd = [math.inf] * len(sizes), [math.inf] * len(sizes)
-    multi = dict.fromkeys(MULTI, math.inf)
-    reduce = [math.inf] * len(sizes)
+    m = Measurements(comm, sizes, seconds / passes, max(1, math.ceil(windows / passes)),
+                     buffers)
     for _ in range(passes):
-        for i, size in enumerate(sizes):  # interleaved: a slow spell hits both alike
-            lone[i] = min(lone[i], _pattern_time(comm, comm, relay, size, p, share, per_pass,
-                                                 buffers=buffers))
-            crowd[i] = min(crowd[i], _pattern_time(comm, comm, shift_schedule(p), size, 1,
-                                                   share, per_pass, buffers=buffers))
+        m.one_pass()
+    return m.fit()
+
+
+class Measurements:
+    """The micro-benchmarks' figures, the fastest over the passes run so far.
+
+    Each :meth:`one_pass` times every benchmark at every size once (``seconds`` and
+    ``windows`` per size); :meth:`fit` turns the figures into the model document. ``bench
+    --calibrate`` runs one pass before each of its sweep passes, so that the model and the
+    collectives it predicts are measured in the same spells of a shared machine.
+    """
+
+    def __init__(self, comm, sizes: list[int], seconds: float, windows: int,
+                 buffers: int = BUFFERS):
+        self.comm, self.sizes, self.seconds, self.windows = comm, sizes, seconds, windows
+        self.buffers, self.passes = buffers, 0
+        p = comm.Get_size()
+        # the lone transfer relays round every rank, not between two fixed partners: with
+        # more ranks than cores a fixed pair keeps both cores while the others sleep, and no
+        # collective's single transfers (a tree's, a binomial's) are that lucky
+        self.relay, self.shift = relay_schedule(p), shift_schedule(p)
+        self.lone, self.crowd = [math.inf] * len(sizes), [math.inf] * len(sizes)
+        self.multi = dict.fromkeys(MULTI, math.inf)
+        self.reduce = [math.inf] * len(sizes)
+
+    def one_pass(self) -> None:
+        comm, p, share, per = self.comm, self.comm.Get_size(), self.seconds, self.windows
+        for i, size in enumerate(self.sizes):  # interleaved: a slow spell hits both alike
+            self.lone[i] = min(self.lone[i], _pattern_time(comm, comm, self.relay, size, p,
+                                                           share, per, buffers=self.buffers))
+            self.crowd[i] = min(self.crowd[i], _pattern_time(comm, comm, self.shift, size, 1,
+                                                             share, per, buffers=self.buffers))
         for k in MULTI:
-            multi[k] = min(multi[k], _pattern_time(comm, comm, shift_schedule(p, k), sizes[0],
-                                                   1, share, per_pass))
-        for i, size in enumerate(sizes):
-            reduce[i] = min(reduce[i], _reduce_time(comm, size, share, per_pass))
-    env = environment(comm)
-    fitted = fit_model(sizes, lone, crowd, p, sizes, reduce, multi)
-    return {
-        "format": FORMAT,
-        **fitted,
-        "units": {"alpha": "s", "beta": "s/byte", "gamma": "s/byte", "message_overhead": "s",
-                  "reduce_overhead": "s", "factors": "rows (min_bytes, latency factor, "
-                                                     "bandwidth factor)"},
-        "host": env["host"],
-        "cpus": env["cpus"],
-        "library": env.get("library"),
-        "library_version": env.get("library_version"),
-        "ranks": comm.Get_size(),
-        "date": env["date"],
-        "method": "micro-benchmarks through collectives.mpi_executor.prepare on every rank: "
-                  "lone relay (one transfer at a time round every rank), crowd shift "
-                  "(every rank to the next), multi-message shift, np.add on every rank; "
-                  f"{buffers} buffers in turn; piecewise factors through the measured points "
-                  "(bench/calibrate.py)",
-        "measurements": {
-            "sizes": sizes,
-            "lone_pingpong_s": lone,
-            "crowd_exchange_s": crowd,
-            "multi_exchange_bytes": sizes[0],
-            "multi_exchange_s": {str(k): v for k, v in multi.items()},
-            "reduce_sizes": sizes,
-            "reduce_s": reduce,
-            "seconds_per_point": seconds,
-            "windows": windows,
-            "buffers": buffers,
-            "passes": passes,
-        },
-        "environment": env,
-    }
+            self.multi[k] = min(self.multi[k], _pattern_time(
+                comm, comm, shift_schedule(p, k), self.sizes[0], 1, share, per))
+        for i, size in enumerate(self.sizes):
+            self.reduce[i] = min(self.reduce[i], _reduce_time(comm, size, share, per))
+        self.passes += 1
+
+    def fit(self) -> dict:
+        comm, sizes, buffers = self.comm, self.sizes, self.buffers
+        p = comm.Get_size()
+        env = environment(comm)
+        fitted = fit_model(sizes, self.lone, self.crowd, p, sizes, self.reduce, self.multi)
+        return {
+            "format": FORMAT,
+            **fitted,
+            "units": {"alpha": "s", "beta": "s/byte", "gamma": "s/byte",
+                      "message_overhead": "s", "reduce_overhead": "s",
+                      "factors": "rows (min_bytes, latency factor, bandwidth factor)"},
+            "host": env["host"],
+            "cpus": env["cpus"],
+            "library": env.get("library"),
+            "library_version": env.get("library_version"),
+            "ranks": p,
+            "date": env["date"],
+            "method": "micro-benchmarks through collectives.mpi_executor.prepare on every "
+                      "rank: lone relay (one transfer at a time round every rank), crowd "
+                      "shift (every rank to the next), multi-message shift, np.add on every "
+                      f"rank; {buffers} buffers in turn; piecewise factors through the "
+                      "measured points (bench/calibrate.py)",
+            "measurements": {
+                "sizes": sizes,
+                "lone_pingpong_s": list(self.lone),
+                "crowd_exchange_s": list(self.crowd),
+                "multi_exchange_bytes": sizes[0],
+                "multi_exchange_s": {str(k): v for k, v in self.multi.items()},
+                "reduce_sizes": sizes,
+                "reduce_s": list(self.reduce),
+                "seconds_per_point": self.seconds * self.passes,
+                "windows": self.windows * self.passes,
+                "buffers": buffers,
+                "passes": self.passes,
+            },
+            "environment": env,
+        }
 
 
 def _print(model: dict) -> None:

@@ -32,9 +32,10 @@ import numpy as np
 
 from sim import plots
 from sim.api import predict
-from sim.models import Hockney, load_model_file, model_params
+from sim.models import Hockney, load_model_file, model_params, model_values
 
-__all__ = ["coefficient_rows", "compare", "fit_records", "load_results", "main", "nnls"]
+__all__ = ["coefficient_rows", "compare", "fit_records", "load_results", "load_run", "main",
+           "nnls"]
 
 ITEMSIZE = {"float": 4, "float32": 4, "half": 2, "float16": 2, "double": 8, "float64": 8,
             "int32": 4, "int": 4, "int64": 8, "int8": 1, "uint8": 1, "char": 1}
@@ -49,6 +50,13 @@ def _number(v) -> bool:
 
 def load_results(path: str | Path) -> tuple[dict, list[dict]]:
     """(environment, records) from a ``bench --json`` file; a clear ValueError otherwise."""
+    env, records, _ = load_run(path)
+    return env, records
+
+
+def load_run(path: str | Path) -> tuple[dict, list[dict], dict | None]:
+    """(environment, records, model) from a ``bench --json`` file: ``model`` the parameters
+    of the model ``bench --calibrate`` measured in that run (None if it did not)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -75,7 +83,10 @@ def load_results(path: str | Path) -> tuple[dict, list[dict]]:
             raise ValueError(f"results file {str(path)!r}: record {i} has a bad "
                              + ", ".join(f"{k} ({r[k]!r})" for k in bad))
     env = data.get("environment", {})
-    return env if isinstance(env, dict) else {}, records
+    model = None
+    if data.get("model") is not None:
+        model = model_values(data["model"], f"results file {str(path)!r}: its model")
+    return env if isinstance(env, dict) else {}, records, model
 
 
 def _simulable(r: dict) -> bool:
@@ -238,10 +249,47 @@ def _figures(rows, env, out, model, fitted) -> list[Path]:
 SPLIT = 64 << 10  # errors are summarised below and from 64 KiB
 
 
+@functools.lru_cache(maxsize=1024)
+def _schedule_key(collective: str, algorithm: str, ranks: int) -> str:
+    from dataclasses import replace
+
+    from collectives import build
+    from collectives.plan import schedule_digest
+
+    try:
+        # the digest names the algorithm; blank it so that only what moves is compared
+        return schedule_digest(replace(build(collective, algorithm, ranks), algorithm=""))
+    except (ValueError, KeyError):
+        return f"{collective}/{algorithm}"
+
+
+def _same_schedule(rows: list[dict]) -> list[dict]:
+    """Rows of one size merged where their algorithms build the identical schedule (on 2 ranks
+    ring, rabenseifner and hierarchical are one exchange of halves): one candidate named
+    ``ring=rabenseifner=hierarchical``, whose measured time is its members' median and whose
+    prediction is theirs. Which of them a run measured fastest is the machine's noise, not a
+    choice the model could make, so the winner check scores the schedule, not the name."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(_schedule_key(r["collective"], r["algorithm"], int(r["ranks"])),
+                          []).append(r)
+    out = []
+    for members in groups.values():
+        merged = dict(members[0])
+        merged["algorithm"] = "=".join(m["algorithm"] for m in members)
+        merged["time_s"] = float(np.median([m["time_s"] for m in members]))
+        for k in ("predicted_s", "fitted_s"):
+            if members[0].get(k) is not None:
+                merged[k] = min(m[k] for m in members)
+        out.append(merged)
+    return out
+
+
 def accuracy(rows: list[dict], key: str = "predicted_s") -> list[dict]:
     """Per (collective, ranks): median and max |error| below and from :data:`SPLIT`, and per
     size whether the predicted winner (fastest by ``key``) is the measured one, or within 5%
-    of the measured best (over the project algorithms measured at that size)."""
+    of the measured best (over the project algorithms measured at that size, algorithms that
+    build the identical schedule merged into one candidate: :func:`_same_schedule`)."""
     err = "error_pct" if key == "predicted_s" else "fitted_error_pct"
     out = []
     for coll, ranks in sorted({(r["collective"], r["ranks"]) for r in rows}):
@@ -257,9 +305,9 @@ def accuracy(rows: list[dict], key: str = "predicted_s") -> list[dict]:
                             "points": len(e)} if e else None)
         winners = []
         for size in sorted({r["size"] for r in sel}):
-            at = [r for r in sel if r["size"] == size]
-            measured = min(at, key=lambda r: r["time_s"])
-            chosen = min(at, key=lambda r: r[key])
+            groups = _same_schedule([r for r in sel if r["size"] == size])
+            measured = min(groups, key=lambda g: g["time_s"])
+            chosen = min(groups, key=lambda g: g[key])
             winners.append({"size": size, "measured": measured["algorithm"],
                             "predicted": chosen["algorithm"],
                             "ratio": chosen["time_s"] / measured["time_s"]})
@@ -281,9 +329,10 @@ def _accuracy_lines(acc: list[dict], label: str) -> list[str]:
         w = a["winners"]
         lines.append(f"#   predicted winner's measured time within 5% of the measured best at "
                      f"{a['winner_within_5pct']} of {len(w)} sizes")
-        lines.append(f"#   {'size(B)':>10} {'measured winner':>20} {'predicted winner':>20} "
-                     f"{'its time/best':>13}")
-        lines += [f"#   {x['size']:>10} {x['measured']:>20} {x['predicted']:>20} "
+        wide = max([20] + [len(x[k]) for x in w for k in ("measured", "predicted")])
+        lines.append(f"#   {'size(B)':>10} {'measured winner':>{wide}} "
+                     f"{'predicted winner':>{wide}} {'its time/best':>13}")
+        lines += [f"#   {x['size']:>10} {x['measured']:>{wide}} {x['predicted']:>{wide}} "
                   f"{x['ratio']:>13.3f}{'' if x['ratio'] <= 1.05 else '  <- off'}" for x in w]
     return lines
 
@@ -319,8 +368,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="JSON written by 'python -m bench --json FILE' (several: one per "
                              "run, summarised with their spread)")
     parser.add_argument("--model-file",
-                        help="JSON from 'python -m bench calibrate --out'; required unless "
-                             "--fit")
+                        help="JSON from 'python -m bench calibrate --out' for every run; "
+                             "without it each run is predicted with the model it measured "
+                             "itself ('python -m bench --calibrate')")
     parser.add_argument("--fit", action="store_true",
                         help="also fit alpha, beta, gamma to the records (relative least "
                              "squares, non-negative): a curve fit, not a prediction; writes "
@@ -328,37 +378,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="report/measured",
                         help="output directory (default: report/measured)")
     args = parser.parse_args(argv)
-    if args.model_file is None and not args.fit:
-        parser.error("give --model-file FILE (from 'python -m bench calibrate'), --fit, or both")
     runs = []
     try:
         model = load_model_file(args.model_file) if args.model_file else None
         for path in args.results:
-            env, records = load_results(path)
-            runs.append((path, env, records))
+            env, records, own = load_run(path)
+            runs.append((path, env, records, model if model is not None else own))
     except ValueError as e:
         print(f"python -m bench report: {e}", file=sys.stderr)
         return 2
-    if model is not None:
+    lacking = [path for path, *_, m in runs if m is None]
+    if lacking and not args.fit:
+        print(f"python -m bench report: {', '.join(map(repr, lacking))} "
+              f"{'carries' if len(lacking) == 1 else 'carry'} no model of "
+              f"{'its' if len(lacking) == 1 else 'their'} own: give --model-file FILE (from "
+              f"'python -m bench calibrate'), measure with "
+              f"'python -m bench --calibrate --json FILE', or use --fit",
+              file=sys.stderr)
+        return 2
+    in_run = model is None and not lacking
+    model = model if model is not None else (runs[0][3] if not lacking else None)
+    runs = [(path, env, records, m if not lacking else None) for path, env, records, m in runs]
+    if model is not None and not in_run:
         from bench.calibrate import model_mismatches
 
-        for path, env, records in runs:
+        for path, env, records, _ in runs:
             for line in model_mismatches(args.model_file, env.get("host"), env.get("library"),
                                          {int(r["ranks"]) for r in records}):
                 print(f"python -m bench report: warning: {line} ({path})", file=sys.stderr)
     try:
         per_run = []
         all_rows = []
-        for i, (_, _env, records) in enumerate(runs):
-            rows = compare(records, model) if model is not None else [
+        for i, (_, _env, records, run_model) in enumerate(runs):
+            rows = compare(records, run_model) if run_model is not None else [
                 {**{k: r[k] for k in ("collective", "algorithm", "ranks", "size", "time_s")},
                  "dtype": r.get("dtype", "float")} for r in records]
             for r in rows:
                 r["run"] = i
             all_rows += rows
-            if model is not None:
+            if run_model is not None:
                 per_run.append(accuracy(rows))
-        records = [r for _, _, rec in runs for r in rec]
+        records = [r for _, _, rec, _ in runs for r in rec]
         env = runs[0][1]
         rows = all_rows
         fitted = fit_info = None
@@ -382,7 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     refit = _stats(rows, "fitted_error_pct")
     summary = []
     if calibrated:
-        summary.append(f"calibrated model ({_describe(model)}): median |error| "
+        which = ("each run's own calibrated model (bench --calibrate; run 1: "
+                 f"{_describe(model)})" if in_run else f"calibrated model ({_describe(model)})")
+        summary.append(f"{which}: median |error| "
                        f"{calibrated[0]:.1f}%, max {calibrated[1]:.1f}% over {calibrated[2]} "
                        f"points")
     if refit:

@@ -6,7 +6,12 @@ own ``Allreduce`` / ``Reduce_scatter_block`` / ``Allgather`` on the same buffers
 ``-w`` warm-up calls, a Barrier, ``-n`` timed calls, and the largest per-rank mean (as
 nccl-tests and the OSU benchmarks report); with ``--repeat R`` every (size, algorithm) is timed
 R times, interleaved, and the fastest of the R is kept (the machine's noise only ever adds
-time). Every result is then checked once against the exact expected vector (inputs are small
+time); with ``--passes P`` the whole sweep over the sizes runs P times, its cases built afresh
+each pass, and each figure is the fastest over all passes and repeats (a shared machine's slow
+spells last seconds: repeats of one size all fall in the same spell, passes do not). With
+``--calibrate`` one pass of ``bench calibrate``'s micro-benchmarks runs before each sweep pass
+and the fitted model goes into the ``--json`` file (``"model"``), where ``bench report`` reads
+it. Every result is then checked once against the exact expected vector (inputs are small
 integers, so every dtype and reduction order gives the same exact answer): ``#wrong`` is the
 number of differing elements summed over ranks (exact for integers, within 1e-3 relative for
 floats).
@@ -89,6 +94,16 @@ def make_parser(rank: int = 0, prog: str = "python -m bench [sweep]") -> Parser:
     p.add_argument("--repeat", type=int, default=1,
                    help="time each (size, algorithm) this many times, interleaved, and keep "
                         "the fastest (default 1)")
+    p.add_argument("--passes", type=int, default=1,
+                   help="go through all the sizes this many times (the cases built afresh "
+                        "each pass) and keep each (size, algorithm)'s fastest: a slow spell "
+                        "of a shared machine (seconds) then spoils one pass, not every repeat "
+                        "of a size (default 1)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="also calibrate in this run: one pass of bench calibrate's "
+                        "micro-benchmarks before each sweep pass, the fitted model written "
+                        "into the --json file, where 'bench report' reads it (the model and "
+                        "the collectives then see the same spells of a shared machine)")
     p.add_argument("--min-time", type=float, default=0.0, metavar="SECONDS",
                    help="raise -n where needed so that each timed loop lasts this long")
     p.add_argument("--timeout", type=float, default=60.0,
@@ -464,9 +479,12 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
     if a.collective not in COLLECTIVES:
         raise UsageError(f"argument --collective: {a.collective} is not benchmarked; use "
                          f"{', '.join(COLLECTIVES)}")
-    for flag, value in (("-n/--iters", a.iters), ("--repeat", a.repeat)):
+    for flag, value in (("-n/--iters", a.iters), ("--repeat", a.repeat),
+                        ("--passes", a.passes)):
         if value < 1:
             raise UsageError(f"argument {flag}: must be >= 1, got {value}")
+    if a.calibrate and (a.backend != "mpi" or p < 2):
+        raise UsageError("--calibrate: needs --backend mpi and at least 2 ranks")
     if a.warmup_iters < 0:
         raise UsageError(f"argument -w/--warmup_iters: must be >= 0, got {a.warmup_iters}")
     names = _algorithm_list(a.algorithms, a.collective)
@@ -486,30 +504,56 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
     backend = _NCCLBackend(comm) if a.backend == "nccl" else _MPIBackend(comm)
     env = environment(comm, backend=backend.name, collective=a.collective, dtype=a.datatype,
                       op=a.op, inplace=a.inplace, iters=a.iters, warmup=a.warmup_iters,
-                      repeat=a.repeat, command=list(sys.argv))
+                      repeat=a.repeat, passes=a.passes, command=list(sys.argv))
     if say:
         for line in header_lines(env, ("backend", "collective", "dtype", "op", "inplace",
-                                       "iters", "warmup", "repeat")):
+                                       "iters", "warmup", "repeat", "passes")):
             print(line)
         print(format_table([]), flush=True)
 
     records: list[Record] = []
     summary: list[dict] = []
     seen = set()
-    try:
-        for size in sizes:
-            n = _count_for(a.collective, size, itemsize, p)
-            if n in seen:
-                continue
+    counts = []
+    for size in sizes:
+        n = _count_for(a.collective, size, itemsize, p)
+        if n not in seen:
             seen.add(n)
+            counts.append(n)
+    # earlier passes' times per (count, algorithm): the last pass keeps the fastest of all
+    earlier: dict[tuple[int, str], list[float]] = {}
+    calibration = None
+    if a.calibrate:
+        from bench.calibrate import PASSES, SECONDS, WINDOWS, Measurements, _sizes
+
+        calibration = Measurements(comm, _sizes(4, max(a.maxbytes, 4096), 2.0),
+                                   SECONDS / PASSES, max(1, -(-WINDOWS // PASSES)))
+    try:
+        for k in range(a.passes - 1):
+            if say:
+                print(f"# pass {k + 1} of {a.passes}", flush=True)
+            if calibration is not None:
+                calibration.one_pass()
+            for n in counts:
+                data = _Data(a.collective, a.op, dtype, n, p, rank)
+                cases = _cases(backend, a, names, data, p, rank)
+                _time_cases(backend, a, cases)
+                for c in cases:
+                    earlier.setdefault((n, c.name), []).extend(c.times)
+                    if c.free is not None:
+                        c.free()
+                del cases, data
+        if say and a.passes > 1:
+            print(f"# pass {a.passes} of {a.passes} (each figure: the fastest over the "
+                  f"passes)", flush=True)
+        if calibration is not None:
+            calibration.one_pass()
+        for n in counts:
             data = _Data(a.collective, a.op, dtype, n, p, rank)
             cases = _cases(backend, a, names, data, p, rank)
-            # in place, the timed calls reduce their own results again: overflow is expected
-            with np.errstate(over="ignore", invalid="ignore"):
-                for _ in range(a.repeat):
-                    for c in cases:
-                        t, c.iters = backend.time(c.fn, a.iters, a.warmup_iters, a.min_time)
-                        c.times.append(t)
+            _time_cases(backend, a, cases)
+            for c in cases:
+                c.times += earlier.pop((n, c.name), [])
             for c in cases:
                 wrong = None
                 if a.check:
@@ -537,12 +581,37 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
             del cases, data
     finally:
         backend.close()
+    model = None
+    if calibration is not None:
+        from bench.calibrate import CalibrationError
+
+        try:
+            model = calibration.fit()
+        except CalibrationError as e:
+            if say:
+                print(f"python -m bench: warning: --calibrate: {e}; no model in the results",
+                      file=sys.stderr, flush=True)
     if say:
         for line in _summary_lines(records, summary):
             print(line)
+        if model is not None:
+            print(f"# calibrated in this run ({calibration.passes} pass(es) of bench "
+                  f"calibrate's micro-benchmarks): alpha {model['alpha'] * 1e6:.2f} us, beta "
+                  f"{model['beta'] * 1e9:.3f} ns/B, gamma {model['gamma'] * 1e9:.3f} ns/B",
+                  flush=True)
     if rank == 0:
-        _write(a, env, records, summary)
+        _write(a, env, records, summary, model)
     return records
+
+
+def _time_cases(backend, a, cases) -> None:
+    """Time every case ``--repeat`` times, interleaved, appending to its ``times``."""
+    # in place, the timed calls reduce their own results again: overflow is expected
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(a.repeat):
+            for c in cases:
+                t, c.iters = backend.time(c.fn, a.iters, a.warmup_iters, a.min_time)
+                c.times.append(t)
 
 
 def _copy_time(backend, n, dtype, a) -> float:
@@ -634,13 +703,15 @@ def _summary_lines(records, summary) -> list[str]:
     return lines
 
 
-def _write(a, env, records, summary) -> None:
+def _write(a, env, records, summary, model=None) -> None:
+    from sim.export import write_atomic
+
     if a.json:
         doc = {"format": "collectives.bench/1", "environment": env,
                "records": [r.as_dict() for r in records], "summary": summary}
-        with open(a.json, "w") as f:
-            json.dump(doc, f, indent=1, default=_jsonable)
-            f.write("\n")
+        if model is not None:
+            doc["model"] = model
+        write_atomic(a.json, json.dumps(doc, indent=1, default=_jsonable) + "\n")
     if a.csv:
         rows = [r.as_dict() for r in records]
         fields = list(dict.fromkeys(k for row in rows for k in row))

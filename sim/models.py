@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["CALIBRATION_FIELDS", "MODELS", "SHARING", "Contention", "Hockney", "LogGP",
-           "calibrated_cost", "is_calibrated", "load_model_file", "model_params"]
+           "calibrated_cost", "is_calibrated", "load_model_file", "model_params",
+           "model_values"]
 
 #: Fields of a calibrated model beyond alpha, beta, gamma (tables are tuples of 3-tuples).
 CALIBRATION_FIELDS = ("size_factors", "crowd_factors", "crowd_transfers", "message_overhead",
@@ -312,8 +313,14 @@ def load_model_file(path) -> dict:
         raise ValueError(f"cannot read model file {str(path)!r}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"model file {str(path)!r} is not valid JSON: {e}") from None
+    return model_values(data, f"model file {str(path)!r}")
+
+
+def model_values(data, source: str = "model") -> dict:
+    """:func:`load_model_file` for a model document already read (``bench --calibrate``
+    embeds one in its results file); ``source`` names it in the error messages."""
     if not isinstance(data, dict):
-        raise ValueError(f"model file {str(path)!r} must hold a JSON object")
+        raise ValueError(f"{source} must hold a JSON object")
     nested = data.get("loggp") if isinstance(data.get("loggp"), dict) else {}
     out = {}
     for key in ("alpha", "beta", "gamma", "L", "o", "g", "G"):
@@ -323,7 +330,7 @@ def load_model_file(path) -> dict:
         if isinstance(value, bool) or not isinstance(value, int | float) or not (
                 math.isfinite(value) and value >= 0):
             raise ValueError(
-                f"model file {str(path)!r}: {key} must be a number of seconds >= 0, got {value!r}"
+                f"{source}: {key} must be a number of seconds >= 0, got {value!r}"
             )
         out[key] = float(value)
     for key in CALIBRATION_FIELDS:
@@ -335,14 +342,14 @@ def load_model_file(path) -> dict:
                 value = tuple(tuple(float(v) for v in row) for row in value)
                 _check_table("model file", key, value)
             except (TypeError, ValueError) as e:
-                raise ValueError(f"model file {str(path)!r}: {key}: {e}") from None
+                raise ValueError(f"{source}: {key}: {e}") from None
         elif key == "crowd_transfers":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"model file {str(path)!r}: crowd_transfers must be a whole "
+                raise ValueError(f"{source}: crowd_transfers must be a whole "
                                  f"number >= 0, got {value!r}")
         elif isinstance(value, bool) or not isinstance(value, int | float) or not (
                 math.isfinite(value) and value >= 0):
-            raise ValueError(f"model file {str(path)!r}: {key} must be a number of seconds "
+            raise ValueError(f"{source}: {key} must be a number of seconds "
                              f">= 0, got {value!r}")
         else:
             value = float(value)
@@ -350,7 +357,7 @@ def load_model_file(path) -> dict:
     missing = [k for k in ("alpha", "beta") if k not in out]
     if missing:
         raise ValueError(
-            f"model file {str(path)!r} lacks {', '.join(missing)}: it needs alpha (s per message) "
+            f"{source} lacks {', '.join(missing)}: it needs alpha (s per message) "
             f"and beta (s per byte), optionally gamma (s per byte reduced)"
         )
     return out

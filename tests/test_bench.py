@@ -87,11 +87,38 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
 
 
 @needs_mpi
+def test_sweep_calibrated_in_the_run_and_reported_from_its_own_model(tmp_path, capsys):
+    """--calibrate puts a model fitted from micro-benchmarks taken between the sweep's passes
+    into the results; bench report predicts the run from it without --model-file."""
+    from bench.report import main as report
+
+    out = tmp_path / "r.json"
+    proc = launch(2, ["-m", "bench", "-b", "8", "-e", "64K", "-f", "8", "-n", "3", "-w", "1",
+                      "--passes", "2", "--calibrate", "--json", str(out)], timeout=120)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "# pass 1 of 2" in proc.stdout and "# pass 2 of 2" in proc.stdout
+    assert "# calibrated in this run (2 pass(es)" in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["environment"]["passes"] == 2
+    m = doc["model"]
+    assert m["ranks"] == 2 and m["measurements"]["passes"] == 2
+    assert all(m[k] > 0 for k in ("alpha", "beta", "gamma"))
+    assert not list(tmp_path.glob(".r.json.*"))  # written whole, then renamed
+    assert report([str(out), "--out", str(tmp_path / "rep")]) == 0
+    text = capsys.readouterr().out
+    assert "each run's own calibrated model" in text
+    assert re.search(r"predicted winner's measured time within 5% of the measured best at "
+                     r"\d+ of 5 sizes", text), text
+
+
+@needs_mpi
 @pytest.mark.parametrize("flags, message", [
     (["-d", "bfloat17"], r"datatype 'bfloat17'.*float, double, half, int32, int64"),
     (["-o", "avg"], r"op 'avg'.*sum, prod, max, min"),
     (["--algorithms", "ring,nope"], r"'nope'"),
     (["--backend", "nccl"], r"no CUDA device is visible \(or CuPy is not installed"),
+    (["--calibrate"], r"--calibrate: needs --backend mpi and at least 2 ranks"),
+    (["--passes", "0"], r"--passes: must be >= 1, got 0"),
 ])
 def test_bad_flags_exit_2_with_one_line(flags, message):
     pytest.importorskip("mpi4py")

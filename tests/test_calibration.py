@@ -95,9 +95,10 @@ def test_bad_results_file_exits_2_with_one_line(tmp_path, capsys, content, messa
 def test_missing_results_file_and_no_model(tmp_path, capsys):
     assert main([str(tmp_path / "absent.json"), "--fit"]) == 2
     assert "cannot read results file" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as e:
-        main([_results(tmp_path)])  # neither --model-file nor --fit
-    assert e.value.code == 2
+    # neither --model-file nor --fit, and the run was not measured with --calibrate
+    assert main([_results(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "carries no model of its own" in err[0] and "--calibrate" in err[0]
 
 
 def test_nnls_matches_a_brute_force_search():
@@ -119,3 +120,25 @@ def test_calibration_patterns_verify_and_the_line_fit_is_exact():
     a, b, info = fit_line(x, 3e-6 + 2e-10 * x)
     assert a == pytest.approx(3e-6) and b == pytest.approx(2e-10)
     assert info["max_rel_residual"] < 1e-9
+
+
+def test_winner_check_scores_schedules_not_names():
+    """On 2 ranks ring, rabenseifner and hierarchical build one schedule: which of them a run
+    measured fastest is noise, so they are one candidate (their median measured time)."""
+    from bench.report import accuracy
+
+    def row(algo, measured, predicted):
+        return {"collective": "allreduce", "algorithm": algo, "ranks": 2, "size": 1 << 20,
+                "time_s": measured, "predicted_s": predicted, "error_pct": 0.0}
+
+    rows = [row("ring", 1.10, 1.0), row("rabenseifner", 1.00, 1.0),
+            row("hierarchical", 1.20, 1.0), row("binomial", 1.12, 1.5)]
+    (acc,) = accuracy(rows)
+    (w,) = acc["winners"]
+    assert w["measured"] == w["predicted"] == "ring=rabenseifner=hierarchical"
+    assert w["ratio"] == 1.0
+    # binomial measured below the group's median (1.10) wins the measurement; the prediction
+    # (the group) is then 1.10 / 1.08 of the best
+    rows[-1] = row("binomial", 1.08, 1.5)
+    (w,) = accuracy(rows)[0]["winners"]
+    assert w["measured"] == "binomial" and w["ratio"] == pytest.approx(1.10 / 1.08)
