@@ -220,7 +220,9 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
           = max(t1, lat * lfN + (n / N) * b * inv / bfN)      for n > N
           + message_overhead * max(m - 2, 0)     (m: messages the busier end posts)
           + reduce_overhead * lfR(b) + b * gamma * s / bfR(b)   where the receiver reduces
-                                 (s: ``gamma_scale`` of the transfer's receiver, default 1)
+                                 (s: ``gamma_scale`` of the transfer's receiver, default 1),
+            summed over the receiver's reducing transfers of the step (it reduces them
+            one after another)
 
     ``n = 1`` gives the lone measurement and ``n = N`` the crowded one, each a whole measured
     time (a line's latency is never combined with another line's slope: the lone and crowd
@@ -265,7 +267,15 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
         else:
             lf, bf = 1.0, 1.0
         g = params.gamma if gamma_scale is None else params.gamma * np.asarray(gamma_scale)
-        t = t + np.where(reduce, params.reduce_overhead * lf + b * g / bf, 0.0)
+        rmask = np.broadcast_to(np.asarray(reduce, dtype=bool), b.shape) & live
+        red = np.where(rmask, params.reduce_overhead * lf + b * g / bf, 0.0)
+        if dst is not None and len(b) > 1:
+            # a rank reduces what it received one message after another, once the step's
+            # messages are in (the executor's post actions): each of its reducing transfers
+            # ends when all of its reductions are done
+            dst = np.asarray(dst)
+            red = np.where(rmask, np.bincount(dst, weights=red)[dst], 0.0)
+        t = t + red
     return np.where(live, np.broadcast_to(t, b.shape), 0.0)
 
 

@@ -61,6 +61,14 @@ def test_calibrated_cost_closed_forms():
     red = calibrated_cost(H, A, B, np.array([100.0, 0.0]), reduce=np.array([True, True]),
                           src=[0, 1], dst=[1, 0])
     assert red[0] == pytest.approx(A + 100 * B + 1e-6 + 100 * G) and red[1] == 0.0
+    # rank 2 reduces two messages in one step (a binary tree's parent): one after the other,
+    # so both of its reducing transfers end after both reductions; rank 1's copy does not wait
+    src, dst = [1, 3, 0], [2, 2, 1]
+    both = calibrated_cost(H, A, B, np.full(3, 100.0), reduce=np.array([True, True, False]),
+                           src=src, dst=dst)
+    data = calibrated_cost(H, A, B, np.full(3, 100.0), src=src, dst=dst)
+    assert both[:2] == pytest.approx(data[:2] + 2 * (1e-6 + 100 * G))
+    assert both[2] == pytest.approx(data[2])
 
 
 def test_the_engine_uses_the_hook_ring_and_binomial_by_hand():
