@@ -71,8 +71,9 @@ from bench._common import (
     parse_size,
 )
 
-__all__ = ["CalibrationError", "Measurements", "calibrate", "exchange_schedule", "fit_line",
-           "fit_model", "measure_and_fit", "model_mismatches", "multi_exchange_schedule",
+__all__ = ["CalibrationError", "Measurements", "calibrate", "calibration_sizes",
+           "exchange_schedule", "fit_line", "fit_model", "measure_and_fit", "model_mismatches",
+           "multi_exchange_schedule",
            "pingpong_schedule", "relay_schedule", "shift_schedule", "write_model"]
 
 FORMAT = "collectives.model/2"
@@ -467,7 +468,9 @@ def model_mismatches(path, host: str | None, library: str | None, ranks) -> list
 # the command
 
 
-def _sizes(lo: int, hi: int, factor: float) -> list[int]:
+def calibration_sizes(lo: int, hi: int, factor: float) -> list[int]:
+    """Message sizes from ``lo`` to ``hi`` bytes, each ``factor`` times the last, rounded up
+    to whole int32 elements (at least one), without repeats."""
     out = []
     s = lo
     while s <= hi:
@@ -514,7 +517,7 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
         raise UsageError("argument --time: must be > 0")
     if a.windows < 1:
         raise UsageError("argument --windows: must be >= 1")
-    sizes = _sizes(a.minbytes, a.maxbytes, a.stepfactor)
+    sizes = calibration_sizes(a.minbytes, a.maxbytes, a.stepfactor)
     if len(sizes) < 2:
         raise UsageError("calibrate: -b .. -e with -f gives fewer than two sizes")
     model = measure_and_fit(comm, sizes, a.time, a.windows, a.buffers, a.passes)

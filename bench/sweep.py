@@ -459,10 +459,11 @@ def _auto_params(comm, a, p: int, say: bool):
     if p < 2:
         raise UsageError("--algorithms auto without --model-file calibrates first, which needs "
                          "at least 2 ranks; give --model-file FILE")
-    from bench.calibrate import _sizes, measure_and_fit
+    from bench.calibrate import calibration_sizes, measure_and_fit
 
     t0 = time.perf_counter()
-    doc = measure_and_fit(comm, _sizes(4, max(16 << 20, a.maxbytes), 4.0), 0.02, 3)
+    sizes = calibration_sizes(4, max(16 << 20, a.maxbytes), 4.0)
+    doc = measure_and_fit(comm, sizes, 0.02, 3)
     values = {k: v for k, v in doc.items() if k not in ("notes", "measurements", "environment")}
     return model_params("hockney", **values), (f"short calibration on {p} ranks "
                                                f"({time.perf_counter() - t0:.1f} s)")
@@ -524,9 +525,15 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
     earlier: dict[tuple[int, str], list[float]] = {}
     calibration = None
     if a.calibrate:
-        from bench.calibrate import PASSES, SECONDS, WINDOWS, Measurements, _sizes
+        from bench.calibrate import (
+            PASSES,
+            SECONDS,
+            WINDOWS,
+            Measurements,
+            calibration_sizes,
+        )
 
-        calibration = Measurements(comm, _sizes(4, max(a.maxbytes, 4096), 2.0),
+        calibration = Measurements(comm, calibration_sizes(4, max(a.maxbytes, 4096), 2.0),
                                    SECONDS / PASSES, max(1, -(-WINDOWS // PASSES)))
     try:
         for k in range(a.passes - 1):
