@@ -535,6 +535,13 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
 
         calibration = Measurements(comm, calibration_sizes(4, max(a.maxbytes, 4096), 2.0),
                                    SECONDS / PASSES, max(1, -(-WINDOWS // PASSES)))
+    def timed(n):
+        """The cases of count ``n``, built afresh and timed ``--repeat`` times."""
+        data = _Data(a.collective, a.op, dtype, n, p, rank)
+        cases = _cases(backend, a, names, data, p, rank)
+        _time_cases(backend, a, cases)
+        return data, cases
+
     try:
         for k in range(a.passes - 1):
             if say:
@@ -542,9 +549,7 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
             if calibration is not None:
                 calibration.one_pass()
             for n in counts:
-                data = _Data(a.collective, a.op, dtype, n, p, rank)
-                cases = _cases(backend, a, names, data, p, rank)
-                _time_cases(backend, a, cases)
+                data, cases = timed(n)
                 for c in cases:
                     earlier.setdefault((n, c.name), []).extend(c.times)
                     if c.free is not None:
@@ -556,9 +561,7 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
         if calibration is not None:
             calibration.one_pass()
         for n in counts:
-            data = _Data(a.collective, a.op, dtype, n, p, rank)
-            cases = _cases(backend, a, names, data, p, rank)
-            _time_cases(backend, a, cases)
+            data, cases = timed(n)
             for c in cases:
                 c.times += earlier.pop((n, c.name), [])
             for c in cases:
