@@ -57,6 +57,14 @@ def test_calibrated_cost_closed_forms():
     dst = [1, 1, 0, 0, 3, 3, 2, 2]
     eight = calibrated_cost(H, A, B, np.full(8, 4096.0), src=src, dst=dst)
     assert eight == pytest.approx(np.full(8, 3 * A + 4096 * B * 8 + 2 * 5e-7))
+    # beyond N where the crowd's time at b holds more than the step's own cost (its time at
+    # 0 B, 3A here): each further round of N transfers pays that part again (a large
+    # message's protocol), the step's own cost once. Crowd latency x6 from 1 KiB, N = 2.
+    h2 = Hockney(**{**CAL, "crowd_factors": ((0.0, 3.0, 0.25), (1024.0, 6.0, 0.25)),
+                    "crowd_transfers": 2})
+    whole = 6 * A + 4096 * B / 0.25
+    k2 = calibrated_cost(h2, A, B, np.full(4, 4096.0), src=[0, 0, 1, 1], dst=[1, 1, 0, 0])
+    assert k2 == pytest.approx(np.full(4, whole + (whole - 3 * A) + 2 * 5e-7))
     # a reduction adds its call overhead and gamma; an empty transfer costs nothing
     red = calibrated_cost(H, A, B, np.array([100.0, 0.0]), reduce=np.array([True, True]),
                           src=[0, 1], dst=[1, 0])
