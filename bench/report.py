@@ -251,14 +251,11 @@ SPLIT = 64 << 10  # errors are summarised below and from 64 KiB
 
 @functools.lru_cache(maxsize=1024)
 def _schedule_key(collective: str, algorithm: str, ranks: int) -> str:
-    from dataclasses import replace
-
     from collectives import build
-    from collectives.plan import schedule_digest
+    from collectives.plan import movement_digest
 
     try:
-        # the digest names the algorithm; blank it so that only what moves is compared
-        return schedule_digest(replace(build(collective, algorithm, ranks), algorithm=""))
+        return movement_digest(build(collective, algorithm, ranks))
     except (ValueError, KeyError):
         return f"{collective}/{algorithm}"
 

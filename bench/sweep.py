@@ -56,6 +56,7 @@ from bench._common import (
     time_loop,
 )
 from collectives import algorithms, build, canonical_collective, chunk_bounds
+from collectives.plan import movement_digest
 from sim.table import Record, format_table, make_record
 
 __all__ = ["copy_bandwidth", "make_parser", "sweep"]
@@ -368,10 +369,11 @@ def _count_for(coll: str, size: int, itemsize: int, p: int) -> int:
 class _Case:
     """One algorithm at one size: its callable, result and expected output."""
 
-    def __init__(self, name, fn, result, reset, expected, free, choice=None):
+    def __init__(self, name, fn, result, reset, expected, free, choice=None, schedule=None):
         self.name, self.fn, self.result, self.reset = name, fn, result, reset
         self.expected, self.free = expected, free
         self.choice = choice  # auto's bench.auto.Choice
+        self.schedule = schedule  # None for native
         self.times: list[float] = []
         self.iters = 0
 
@@ -419,7 +421,7 @@ def _cases(backend, a, names, data: _Data, p: int, rank: int) -> list[_Case]:
         recv = None if inplace else backend.empty(out_count, dtype)
         if name == "native":
             fn, result = backend.native(coll, send, recv, op, inplace)
-            free = None
+            free = schedule = None
         else:
             prep = backend.prepare(schedule, send, recv, op, a.timeout)
             fn, result, free = prep, prep.result, prep.free
@@ -430,7 +432,8 @@ def _cases(backend, a, names, data: _Data, p: int, rank: int) -> list[_Case]:
             else:
                 backend.fill(recv, sentinel)
 
-        cases.append(_Case(name, fn, result, reset, data.expected(blocks), free, choice))
+        cases.append(_Case(name, fn, result, reset, data.expected(blocks), free, choice,
+                           schedule))
     return cases
 
 
@@ -636,7 +639,8 @@ def _copy_time(backend, n, dtype, a) -> float:
 def _records(a, cases, size, n, p, copy_t) -> list[Record]:
     native = next((min(c.times) for c in cases if c.name == "native"), None)
     project = [c for c in cases if c.name not in ("native", "auto")]
-    best = min(project, key=lambda c: min(c.times)).name if project else None
+    best_case = min(project, key=lambda c: min(c.times)) if project else None
+    best = best_case.name if best_case else None
     out = []
     for c in cases:
         t = min(c.times)
@@ -646,7 +650,11 @@ def _records(a, cases, size, n, p, copy_t) -> list[Record]:
             native_time_s=native,
             ratio_to_native=(t / native if native and c.name != "native" else None),
             copy_time_s=copy_t, best=c.name == best,
-            **({"choice": c.choice.label, "predicted_s": c.choice.predicted_s}
+            **({"choice": c.choice.label, "predicted_s": c.choice.predicted_s,
+                # the schedule the fastest fixed algorithm ran: auto then chose right, and
+                # any gap between the two is the machine's noise between identical runs
+                "same_as_best": best_case is not None
+                and movement_digest(c.choice.schedule) == movement_digest(best_case.schedule)}
                if c.choice is not None else {})))
     return out
 
@@ -660,6 +668,7 @@ def _summary_entry(group, size, n, copy_t) -> dict | None:
     extra = {}
     if auto is not None:
         extra = {"auto": auto.extra["choice"], "auto_time_s": auto.time_s,
+                 "auto_same_as_best": auto.extra["same_as_best"],
                  "auto_to_native": auto.time_s / native.time_s if native else None,
                  "auto_to_best": auto.time_s / best.time_s if best else None}
     return {
@@ -691,13 +700,17 @@ def _summary_lines(records, summary) -> list[str]:
         lines.append("# auto (the simulator's pick) against native and the best fixed project "
                      "algorithm")
         lines.append(f"#{'size(B)':>11} {'auto chose':>32} {'auto(us)':>10} {'/native':>8} "
-                     f"{'/best':>7}")
+                     f"{'/best':>7}  (=: the best's own schedule)")
         for s in summary:
             if "auto" in s:
                 rn = "-" if s["auto_to_native"] is None else f"{s['auto_to_native']:.2f}"
                 rb = "-" if s["auto_to_best"] is None else f"{s['auto_to_best']:.2f}"
+                same = " =" if s["auto_same_as_best"] else ""
                 lines.append(f"#{s['size']:>11} {s['auto']:>32} {s['auto_time_s'] * 1e6:>10.2f} "
-                             f"{rn:>8} {rb:>7}")
+                             f"{rn:>8} {rb:>7}{same}")
+        picked = [s for s in summary if "auto" in s]
+        lines.append(f"# auto chose the fastest fixed algorithm's schedule at "
+                     f"{sum(s['auto_same_as_best'] for s in picked)} of {len(picked)} sizes")
     wrong = sum(r.wrong or 0 for r in records)
     checked = any(r.wrong is not None for r in records)
     lines.append(f"# Out of bounds values : {wrong} {'OK' if wrong == 0 else 'FAILED'}"

@@ -185,6 +185,14 @@ def schedule_digest(schedule: Schedule) -> str:
     return h.hexdigest()
 
 
+def movement_digest(schedule: Schedule) -> str:
+    """:func:`schedule_digest` without the algorithm's name: equal for schedules that move
+    the same data in the same steps (on 2 ranks ring, rabenseifner and hierarchical)."""
+    from dataclasses import replace
+
+    return schedule_digest(replace(schedule, algorithm=""))
+
+
 @lru_cache(maxsize=64)
 def _max_parallel(schedule: Schedule) -> int:
     """The largest number of transfers between one (src, dst) pair inside one step."""

@@ -254,6 +254,15 @@ def test_auto_beside_native_with_a_model_file(tmp_path):
         assert r["choice"] == choose("allreduce", 2, r["size"], 4, H).label
         assert f"auto chose {r['choice']}" in proc.stdout
     assert all("auto_to_native" in s for s in doc["summary"])
+    # whether auto ran the fastest fixed algorithm's schedule (only ring is fixed here: true
+    # exactly where auto chose ring, or a schedule identical to it)
+    from collectives.plan import movement_digest
+
+    ring = movement_digest(build("allreduce", "ring", 2))
+    for r, s in zip(autos, doc["summary"], strict=True):
+        same = movement_digest(choose("allreduce", 2, r["size"], 4, H).schedule) == ring
+        assert r["same_as_best"] is same and s["auto_same_as_best"] is same
+    assert "auto chose the fastest fixed algorithm's schedule at " in proc.stdout
 
 
 def test_step_groups_merge_independent_small_steps_only():
