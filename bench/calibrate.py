@@ -73,8 +73,8 @@ from bench._common import (
 
 __all__ = ["CalibrationError", "Measurements", "calibrate", "calibration_sizes",
            "exchange_schedule", "fit_line", "fit_model", "measure_and_fit", "model_mismatches",
-           "multi_exchange_schedule",
-           "pingpong_schedule", "relay_schedule", "shift_schedule", "write_model"]
+           "multi_exchange_schedule", "pingpong_schedule", "relay_schedule", "shift_schedule",
+           "write_model"]
 
 FORMAT = "collectives.model/2"
 MULTI = (1, 2, 4)
