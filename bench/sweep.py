@@ -11,10 +11,10 @@ each pass, and each figure is the fastest over all passes and repeats (a shared 
 spells last seconds: repeats of one size all fall in the same spell, passes do not). With
 ``--calibrate`` one pass of ``bench calibrate``'s micro-benchmarks runs before each sweep pass
 and the fitted model goes into the ``--json`` file (``"model"``), where ``bench report`` reads
-it. Every result is then checked once against the exact expected vector (inputs are small
-integers, so every dtype and reduction order gives the same exact answer): ``#wrong`` is the
-number of differing elements summed over ranks (exact for integers, within 1e-3 relative for
-floats).
+it; ``auto`` without ``--model-file`` then predicts from the first of those passes. Every
+result is then checked once against the exact expected vector (inputs are small integers, so
+every dtype and reduction order gives the same exact answer): ``#wrong`` is the number of
+differing elements summed over ranks (exact for integers, within 1e-3 relative for floats).
 
 Output (rank 0): ``#`` lines naming the MPI library and the run; one row per (size,
 algorithm) through :func:`sim.table.format_table`, the best project algorithm of each size
@@ -104,7 +104,9 @@ def make_parser(rank: int = 0, prog: str = "python -m bench [sweep]") -> Parser:
                    help="also calibrate in this run: one pass of bench calibrate's "
                         "micro-benchmarks before each sweep pass, the fitted model written "
                         "into the --json file, where 'bench report' reads it (the model and "
-                        "the collectives then see the same spells of a shared machine)")
+                        "the collectives then see the same spells of a shared machine); "
+                        "--algorithms auto without --model-file then predicts from the first "
+                        "pass, taken before the sweep")
     p.add_argument("--min-time", type=float, default=0.0, metavar="SECONDS",
                    help="raise -n where needed so that each timed loop lasts this long")
     p.add_argument("--timeout", type=float, default=60.0,
@@ -467,9 +469,16 @@ def _auto_params(comm, a, p: int, say: bool):
     t0 = time.perf_counter()
     sizes = calibration_sizes(4, max(16 << 20, a.maxbytes), 4.0)
     doc = measure_and_fit(comm, sizes, 0.02, 3)
+    return _model_of(doc), (f"short calibration on {p} ranks "
+                            f"({time.perf_counter() - t0:.1f} s)")
+
+
+def _model_of(doc: dict):
+    """The calibrated :class:`sim.models.Hockney` of a model document (bench calibrate's)."""
+    from sim.models import model_params
+
     values = {k: v for k, v in doc.items() if k not in ("notes", "measurements", "environment")}
-    return model_params("hockney", **values), (f"short calibration on {p} ranks "
-                                               f"({time.perf_counter() - t0:.1f} s)")
+    return model_params("hockney", **values)
 
 
 def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
@@ -496,12 +505,38 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
     dtype = DATATYPES[a.datatype]
     itemsize = np.dtype(dtype).itemsize
     say = verbose and rank == 0
+    calibration = None
+    if a.calibrate:
+        from bench.calibrate import (
+            PASSES,
+            SECONDS,
+            WINDOWS,
+            Measurements,
+            calibration_sizes,
+        )
+
+        calibration = Measurements(comm, calibration_sizes(4, max(a.maxbytes, 4096), 2.0),
+                                   SECONDS / PASSES, max(1, -(-WINDOWS // PASSES)))
     a.auto_params = None
     if "auto" in names:
         if a.backend != "mpi":
             raise UsageError("--algorithms auto: only with --backend mpi (the model is "
                              "calibrated over MPI)")
-        a.auto_params, auto_source = _auto_params(comm, a, p, say)
+        if calibration is not None and not a.model_file:
+            # the run calibrates anyway: auto predicts from its first pass, taken now
+            from bench.calibrate import CalibrationError
+
+            t0 = time.perf_counter()
+            calibration.one_pass()
+            try:
+                a.auto_params = _model_of(calibration.fit())
+            except CalibrationError as e:
+                raise UsageError(f"--algorithms auto: the first calibration pass cannot be "
+                                 f"fitted ({e}); give --model-file FILE") from None
+            auto_source = (f"first pass of this run's calibration "
+                           f"({time.perf_counter() - t0:.1f} s)")
+        else:
+            a.auto_params, auto_source = _auto_params(comm, a, p, say)
         if say:
             print(f"# auto: the project schedule the simulator predicts fastest, from the "
                   f"{auto_source}", flush=True)
@@ -526,18 +561,12 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
             counts.append(n)
     # earlier passes' times per (count, algorithm): the last pass keeps the fastest of all
     earlier: dict[tuple[int, str], list[float]] = {}
-    calibration = None
-    if a.calibrate:
-        from bench.calibrate import (
-            PASSES,
-            SECONDS,
-            WINDOWS,
-            Measurements,
-            calibration_sizes,
-        )
 
-        calibration = Measurements(comm, calibration_sizes(4, max(a.maxbytes, 4096), 2.0),
-                                   SECONDS / PASSES, max(1, -(-WINDOWS // PASSES)))
+    def calibrated_up_to(k):
+        """One calibration pass before sweep pass ``k`` (0-based), unless auto took it."""
+        while calibration is not None and calibration.passes <= k:
+            calibration.one_pass()
+
     def timed(n):
         """The cases of count ``n``, built afresh and timed ``--repeat`` times."""
         data = _Data(a.collective, a.op, dtype, n, p, rank)
@@ -549,8 +578,7 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
         for k in range(a.passes - 1):
             if say:
                 print(f"# pass {k + 1} of {a.passes}", flush=True)
-            if calibration is not None:
-                calibration.one_pass()
+            calibrated_up_to(k)
             for n in counts:
                 data, cases = timed(n)
                 for c in cases:
@@ -561,8 +589,7 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
         if say and a.passes > 1:
             print(f"# pass {a.passes} of {a.passes} (each figure: the fastest over the "
                   f"passes)", flush=True)
-        if calibration is not None:
-            calibration.one_pass()
+        calibrated_up_to(a.passes - 1)
         for n in counts:
             data, cases = timed(n)
             for c in cases:

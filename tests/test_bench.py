@@ -97,6 +97,7 @@ def test_sweep_calibrated_in_the_run_and_reported_from_its_own_model(tmp_path, c
                       "--passes", "2", "--calibrate", "--json", str(out)], timeout=120)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert "# pass 1 of 2" in proc.stdout and "# pass 2 of 2" in proc.stdout
+    assert "# auto:" not in proc.stdout
     assert "# calibrated in this run (2 pass(es)" in proc.stdout
     doc = json.loads(out.read_text())
     assert doc["environment"]["passes"] == 2
@@ -109,6 +110,23 @@ def test_sweep_calibrated_in_the_run_and_reported_from_its_own_model(tmp_path, c
     assert "each run's own calibrated model" in text
     assert re.search(r"predicted winner's measured time within 5% of the measured best at "
                      r"\d+ of 5 sizes", text), text
+
+
+@needs_mpi
+def test_auto_predicts_from_the_runs_own_first_calibration_pass(tmp_path):
+    """--calibrate with auto and no --model-file: no separate short calibration; auto takes
+    the first pass's model, and the pass still counts as the first sweep pass's."""
+    out = tmp_path / "r.json"
+    proc = launch(2, ["-m", "bench", "-b", "8", "-e", "4K", "-f", "64", "-n", "3", "-w", "1",
+                      "--algorithms", "ring,auto,native", "--passes", "2", "--calibrate",
+                      "--json", str(out)], timeout=120)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "from the first pass of this run's calibration" in proc.stdout
+    assert "short calibration" not in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["model"]["measurements"]["passes"] == 2
+    autos = [r for r in doc["records"] if r["algorithm"] == "auto"]
+    assert [r["size"] for r in autos] == [8, 512] and all(r["wrong"] == 0 for r in autos)
 
 
 @needs_mpi
