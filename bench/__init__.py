@@ -11,6 +11,7 @@ a plain ``main(argv) -> exit status`` that needs no MPI (the report).
 sweep         nccl-tests-style sweep of a collective's algorithms against native MPI (default)
 calibrate     micro-benchmarks -> a calibrated model file (docs/calibration.md)
 copy          numpy copy bandwidth per size: the machine's physical reference
+small         a small all-reduce's time layer by layer beside native (per-step software cost)
 report        plots from ``--json`` results (provided by ``bench/report.py`` when present)
 tuned         native MPI with a ``python -m sim tune`` table and without (closed loop)
 ============  =================================================================================
@@ -34,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "calibrate": ("bench.calibrate:calibrate", "mpi",
                   "measure this machine into a calibrated model file (--out model.json)"),
     "copy": ("bench.sweep:copy_bandwidth", "mpi", "numpy copy bandwidth per size"),
+    "small": ("bench.small_messages:small_messages", "mpi",
+              "a small all-reduce's time layer by layer (mpi4py, persistent, executor)"),
     "report": ("bench.report:main", "main",
                "predicted against measured: RESULTS.json --model-file model.json"),
     "tuned": ("bench.tuned:main", "main",

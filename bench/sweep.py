@@ -800,8 +800,9 @@ def copy_bandwidth(comm=None, args=None, verbose: bool = True) -> list[dict]:
     backend = _MPIBackend(comm)
     rows = []
     try:
+        env = environment(comm)  # collective (it gathers the hosts): every rank
         if verbose and rank == 0:
-            for line in header_lines(environment(comm)):
+            for line in header_lines(env):
                 print(line)
             print(f"#{'size(B)':>11} {'time(us)':>12} {'GB/s':>9}")
         for size in size_list(a.minbytes, a.maxbytes, a.stepfactor):

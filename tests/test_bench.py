@@ -158,6 +158,20 @@ def test_bad_flags_exit_2_with_one_line(flags, message):
 
 
 @needs_mpi
+def test_copy_and_small_through_mpiexec():
+    """Both print a header built from every rank (a gather): rank 0 alone once hung."""
+    proc = launch(2, ["-m", "bench", "copy", "-e", "4K", "-f", "8", "-n", "3"], timeout=60)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "GB/s" in proc.stdout
+    proc = launch(2, ["-m", "bench", "small", "-n", "50", "--loops", "2"], timeout=60)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    for variant in ("native", "one Sendrecv", "rd by hand, Sendrecv + np.add",
+                    "rd by hand, persistent + Waitall", "executor recursive-doubling",
+                    "executor binomial"):
+        assert variant in proc.stdout, proc.stdout
+
+
+@needs_mpi
 def test_commands_return_their_records_in_process():
     from mpi4py import MPI
 
@@ -174,3 +188,7 @@ def test_commands_return_their_records_in_process():
     rows = get_command("copy")(MPI.COMM_SELF, ["-b", "1K", "-e", "4K", "-f", "4", "-n", "2"],
                                verbose=False)
     assert [r["size"] for r in rows] == [1024, 4096] and all(r["bandwidth"] > 0 for r in rows)
+    rows = get_command("small")(MPI.COMM_SELF, ["-n", "20", "--loops", "2"], verbose=False)
+    assert [r["variant"] for r in rows] == ["native", "executor recursive-doubling",
+                                            "executor binomial"]
+    assert rows[0]["to_native"] == 1.0 and all(r["time_s"] > 0 for r in rows)
