@@ -21,11 +21,9 @@ docs/calibration.md for the figures measured on a 2-core machine.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from bench._common import Parser, environment, header_lines, parse_size
+from bench._common import Parser, environment, header_lines, parse_size, time_loop
 
 __all__ = ["small_messages"]
 
@@ -60,16 +58,9 @@ def small_messages(comm=None, args=None, verbose: bool = True) -> list[dict]:
     tmp = np.empty_like(send)
 
     def timed(fn) -> float:
-        for _ in range(min(a.iters, 200)):
-            fn()
-        best = float("inf")
-        for _ in range(a.loops):
-            comm.Barrier()
-            t0 = time.perf_counter()
-            for _ in range(a.iters):
-                fn()
-            best = min(best, (time.perf_counter() - t0) / a.iters)
-        return comm.allreduce(best, op=MPI.MAX)
+        # the first loop warms up; each loop's figure is its slowest rank's
+        return min(time_loop(comm, fn, a.iters, min(a.iters, 200) if k == 0 else 0)[0]
+                   for k in range(a.loops))
 
     variants: list[tuple[str, float]] = [("native", timed(lambda: comm.Allreduce(send, recv)))]
     skipped = None

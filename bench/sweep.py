@@ -475,10 +475,9 @@ def _auto_params(comm, a, p: int, say: bool):
 
 def _model_of(doc: dict):
     """The calibrated :class:`sim.models.Hockney` of a model document (bench calibrate's)."""
-    from sim.models import model_params
+    from sim.models import model_params, model_values
 
-    values = {k: v for k, v in doc.items() if k not in ("notes", "measurements", "environment")}
-    return model_params("hockney", **values)
+    return model_params("hockney", **model_values(doc, "the calibration"))
 
 
 def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
