@@ -10,14 +10,18 @@ the rank count you benchmark with: 4 ranks on 2 cores is a different machine fro
     back to 0; on 2 ranks the ping-pong): one transfer in flight on the host, between
     partners that change every step as a tree's do, the other ranks idling the way a
     collective's idle ranks do (polling, yielding their core); time per message, sizes
-    ``-b`` .. ``-e`` times ``-f``.
+    ``-b`` .. ``-e`` times ``-f``. Each rank sends its own chunk (clean data); the *written*
+    relay forwards one chunk round the ranks, each sending what it has just received.
 ``crowd``
     every rank at once, each sending a message to the next rank and receiving one from the
     previous in one step (a ring shift: ``N`` = N ranks transfers in flight; on 2 ranks the
     exchange 0<->1): the ranks share the host's memory bandwidth and cores as in a ring,
     recursive-doubling or Rabenseifner step, and with more ranks than cores no lucky pairing
     of co-scheduled partners can make it look faster than a collective's steps are; time per
-    step.
+    step. The *written* crowd forwards, in a second step, the chunk each rank just received.
+    Data a rank wrote itself is read by its peer out of the writer's cache: a collective's
+    later steps send such data, its first steps the input (``written_size_factors``,
+    ``written_crowd_factors``; :meth:`collectives.ir.Schedule.sent_written` says which).
 ``multi``
     the crowd's shift with ``k`` = 1, 2, 4 messages per step to the next rank, at the smallest
     size: the per-message overhead ``o`` of a rank posting several messages in one step
@@ -72,11 +76,11 @@ from bench._common import (
 )
 
 __all__ = ["CalibrationError", "Measurements", "calibrate", "calibration_sizes",
-           "exchange_schedule", "fit_line", "fit_model", "measure_and_fit", "model_mismatches",
-           "multi_exchange_schedule", "pingpong_schedule", "relay_schedule", "shift_schedule",
-           "write_model"]
+           "clean_relay_schedule", "exchange_schedule", "fit_line", "fit_model",
+           "forward_schedule", "measure_and_fit", "model_mismatches", "multi_exchange_schedule",
+           "pingpong_schedule", "relay_schedule", "shift_schedule", "write_model"]
 
-FORMAT = "collectives.model/2"
+FORMAT = "collectives.model/3"
 MULTI = (1, 2, 4)
 #: Distinct buffers a message benchmark cycles through (``--buffers``).
 BUFFERS = 1
@@ -145,6 +149,48 @@ def relay_schedule(nranks: int):
     steps = tuple(make_step([r], [(r + 1) % nranks], False, run_start=[0])
                   for r in range(nranks))
     return Schedule("broadcast", f"relay-{nranks}", nranks, 1, steps, owner=(0,))
+
+
+def clean_relay_schedule(nranks: int):
+    """The relay of :func:`relay_schedule` with clean data: in step ``r`` rank ``r`` sends its
+    own chunk ``r`` to rank ``r + 1``, which never sends it on, so that no rank sends data it
+    wrote itself (run in place, a relay's forwarded chunk was written by the receive before
+    it; this one's never is): one transfer in flight at a time, as the relay.
+
+    >>> from collectives.verify import verify
+    >>> s = clean_relay_schedule(3)
+    >>> [(st.src.tolist(), st.dst.tolist(), st.run_start.tolist()) for st in s.steps]
+    [([0], [1], [0]), ([1], [2], [1]), ([2], [0], [2])]
+    >>> [w.tolist() for w in s.sent_written()]
+    [[0.0], [0.0], [0.0]]
+    """
+    from collectives.ir import Schedule, make_step
+
+    p = nranks
+    steps = tuple(make_step([r], [(r + 1) % p], False, run_start=[r]) for r in range(p))
+    return Schedule("reduce", f"relay-clean-{p}", p, p, steps,
+                    owner=tuple((c + 1) % p for c in range(p)))
+
+
+def forward_schedule(nranks: int):
+    """Two crowd shifts: every rank sends its own chunk to the next rank, then forwards the
+    chunk it just received to the next rank (a ring's later steps, which send what the rank
+    received or reduced): the second step sends data its sender wrote. On 2 ranks each rank
+    receives its own chunk back in the second step, so run in place both steps send written
+    data; on more, the first sends clean data.
+
+    >>> s = forward_schedule(3)
+    >>> [w.tolist() for w in s.sent_written()]
+    [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
+    """
+    from collectives.ir import Schedule, make_step
+
+    p = nranks
+    nxt = [(r + 1) % p for r in range(p)]
+    first = make_step(list(range(p)), nxt, False, run_start=list(range(p)))
+    second = make_step(list(range(p)), nxt, False, run_start=[(r - 1) % p for r in range(p)])
+    return Schedule("reduce", f"forward-{p}", p, p, (first, second),
+                    owner=tuple((c + 2) % p for c in range(p)))
 
 
 def exchange_schedule():
@@ -321,11 +367,15 @@ def _segments(sizes, times, base_lat: float, base_inv: float, notes: list, what:
     return tuple(rows)
 
 
-def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi) -> dict:
+def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
+              lone_written=None, crowd_written=None) -> dict:
     """The calibrated model from the measurements (see the module docstring).
 
     ``lone``, ``crowd`` and ``reduce`` are times per size (seconds), ``multi`` maps k to the
-    crowd's step time with k messages each way at ``sizes[0]``. Raises
+    crowd's step time with k messages each way at ``sizes[0]``; ``lone_written`` and
+    ``crowd_written`` (both or neither) the lone and crowd times of data the sender wrote
+    itself (the relay, the forwarding shift), which give ``written_size_factors`` and
+    ``written_crowd_factors``; ``lone`` and ``crowd`` are then clean data's. Raises
     :class:`CalibrationError` naming the measurement where a figure cannot be used.
 
     >>> m = fit_model([4, 1024, 4096], [2e-6, 3e-6, 6e-6], [4e-6, 5e-6, 14e-6], 2,
@@ -343,6 +393,12 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi) 
     _positive("crowd exchange", crowd, sizes)
     _positive("reduction", reduce, reduce_sizes)
     _positive("multi-message exchange", list(multi.values()), [f"k={k}" for k in multi])
+    if (lone_written is None) != (crowd_written is None):
+        raise CalibrationError("cannot fit a model: give both written-data measurements "
+                               "(lone and crowd) or neither")
+    if lone_written is not None:
+        _positive("lone relay of written data", lone_written, sizes)
+        _positive("crowd forward of written data", crowd_written, sizes)
     notes: list[str] = []
     # n transfers at once share the host's memory and cores: a crowd faster per transfer than
     # one transfer alone is the shift's own buffers staying in cache (large sizes), which no
@@ -354,6 +410,14 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi) 
         notes.append(f"crowd exchange: {len(raised)} of {len(sizes)} figures below the lone "
                      f"ping-pong's raised to it (from {raised[0]} B)")
     crowd = floor
+    if lone_written is not None:
+        wfloor = [max(c, lo) for c, lo in zip(crowd_written, lone_written, strict=True)]
+        raised = sum(1 for c, f in zip(crowd_written, wfloor, strict=True) if f > c)
+        if raised:
+            notes.append(f"crowd forward: {raised} of {len(sizes)} figures below the lone "
+                         f"relay's raised to it")
+        lone_written = _envelope(lone_written, "lone relay of written data", notes)
+        crowd_written = _envelope(wfloor, "crowd forward of written data", notes)
     # Noise only adds time, and a larger message never takes less: each figure becomes the
     # smallest measured at its size or any larger one (a right-to-left running minimum).
     lone = _envelope(lone, "lone ping-pong", notes)
@@ -386,6 +450,11 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi) 
         "reduce_overhead": r0,
         "reduce_factors": _segments(reduce_sizes, reduce, r0, gamma, notes, "reduction"),
     }
+    if lone_written is not None:
+        model["written_size_factors"] = _segments(sizes, lone_written, alpha, beta, notes,
+                                                  "lone relay of written data")
+        model["written_crowd_factors"] = _segments(sizes, crowd_written, alpha, beta, notes,
+                                                   "crowd forward of written data")
     # o: the k-message exchange against the same model without o, per extra message posted
     h = Hockney(alpha, beta, gamma, **{k: v for k, v in model.items()
                                        if k not in ("alpha", "beta", "gamma")})
@@ -408,6 +477,20 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi) 
             raise CalibrationError(f"cannot fit a model: {key} = {model[key]!r}")
     model["notes"] = notes
     return model
+
+
+def forward_step_times(forward, crowd, nranks: int) -> list[float]:
+    """The crowd's step time with written data from the forwarding shift's two-step times
+    (:func:`forward_schedule`): half of it on 2 ranks (both steps send written data), less
+    the clean shift's time on more (the first step sends clean data); where noise leaves
+    that below nothing, half.
+
+    >>> forward_step_times([10.0, 30.0], [4.0, 10.0], 2), forward_step_times([10.0], [4.0], 3)
+    ([5.0, 15.0], [6.0])
+    """
+    if nranks == 2:
+        return [f / 2 for f in forward]
+    return [f - c if f - c > 0 else f / 2 for f, c in zip(forward, crowd, strict=True)]
 
 
 def write_model(path, doc: dict) -> None:
@@ -566,17 +649,24 @@ class Measurements:
         # more ranks than cores a fixed pair keeps both cores while the others sleep, and no
         # collective's single transfers (a tree's, a binomial's) are that lucky
         self.relay, self.shift = relay_schedule(p), shift_schedule(p)
+        # each once with data the sender wrote itself (a relay forwards what it received)
+        # and once with clean data: a rank's writes are read out of its cache by the peer
+        self.clean_relay, self.forward = clean_relay_schedule(p), forward_schedule(p)
         self.lone, self.crowd = [math.inf] * len(sizes), [math.inf] * len(sizes)
+        self.lone_written, self.forward_s = [math.inf] * len(sizes), [math.inf] * len(sizes)
         self.multi = dict.fromkeys(MULTI, math.inf)
         self.reduce = [math.inf] * len(sizes)
 
     def one_pass(self) -> None:
         comm, p, share, per = self.comm, self.comm.Get_size(), self.seconds, self.windows
-        for i, size in enumerate(self.sizes):  # interleaved: a slow spell hits both alike
-            self.lone[i] = min(self.lone[i], _pattern_time(comm, comm, self.relay, size, p,
-                                                           share, per, buffers=self.buffers))
-            self.crowd[i] = min(self.crowd[i], _pattern_time(comm, comm, self.shift, size, 1,
-                                                             share, per, buffers=self.buffers))
+        def timed(schedule, size, per_call):
+            return _pattern_time(comm, comm, schedule, size, per_call, share, per,
+                                 buffers=self.buffers)
+        for i, size in enumerate(self.sizes):  # interleaved: a slow spell hits all alike
+            self.lone[i] = min(self.lone[i], timed(self.clean_relay, size, p))
+            self.lone_written[i] = min(self.lone_written[i], timed(self.relay, size, p))
+            self.crowd[i] = min(self.crowd[i], timed(self.shift, size, 1))
+            self.forward_s[i] = min(self.forward_s[i], timed(self.forward, size, 1))
         for k in MULTI:
             self.multi[k] = min(self.multi[k], _pattern_time(
                 comm, comm, shift_schedule(p, k), self.sizes[0], 1, share, per))
@@ -588,7 +678,8 @@ class Measurements:
         comm, sizes, buffers = self.comm, self.sizes, self.buffers
         p = comm.Get_size()
         env = environment(comm)
-        fitted = fit_model(sizes, self.lone, self.crowd, p, sizes, self.reduce, self.multi)
+        fitted = fit_model(sizes, self.lone, self.crowd, p, sizes, self.reduce, self.multi,
+                           self.lone_written, forward_step_times(self.forward_s, self.crowd, p))
         return {
             "format": FORMAT,
             **fitted,
@@ -602,14 +693,17 @@ class Measurements:
             "ranks": p,
             "date": env["date"],
             "method": "micro-benchmarks through collectives.mpi_executor.prepare on every "
-                      "rank: lone relay (one transfer at a time round every rank), crowd "
-                      "shift (every rank to the next), multi-message shift, np.add on every "
-                      f"rank; {buffers} buffers in turn; piecewise factors through the "
-                      "measured points (bench/calibrate.py)",
+                      "rank: lone relay (one transfer at a time round every rank) of clean "
+                      "and of forwarded data, crowd shift (every rank to the next) of clean "
+                      "data and forwarding, multi-message shift, np.add on every rank; "
+                      f"{buffers} buffers in turn; piecewise factors through the measured "
+                      "points (bench/calibrate.py)",
             "measurements": {
                 "sizes": sizes,
                 "lone_pingpong_s": list(self.lone),
                 "crowd_exchange_s": list(self.crowd),
+                "lone_written_s": list(self.lone_written),
+                "crowd_forward_s": list(self.forward_s),
                 "multi_exchange_bytes": sizes[0],
                 "multi_exchange_s": {str(k): v for k, v in self.multi.items()},
                 "reduce_sizes": sizes,
@@ -626,14 +720,19 @@ class Measurements:
 def _print(model: dict) -> None:
     m = model["measurements"]
     print(f"# lone: one message relayed round the ranks; crowd: all {model['ranks']} ranks "
-          f"send to the next ({model['crowd_transfers']} transfers at once); reduce: np.add "
-          f"on every rank")
-    print(f"#{'size(B)':>11} {'lone(us)':>10} {'crowd(us)':>10} {'reduce(us)':>11} "
-          f"{'lone GB/s':>10} {'crowd GB/s':>11}")
+          f"send to the next ({model['crowd_transfers']} transfers at once); written: the "
+          f"same forwarding data the sender received; reduce: np.add on every rank")
+    print(f"#{'size(B)':>11} {'lone(us)':>10} {'crowd(us)':>10} {'lone w(us)':>11} "
+          f"{'crowd w(us)':>11} {'reduce(us)':>11} {'lone GB/s':>10} {'crowd GB/s':>11}")
+    nw = [math.nan] * len(m["sizes"])
+    lw = m.get("lone_written_s", nw)
+    cw = (forward_step_times(m["crowd_forward_s"], m["crowd_exchange_s"], model["ranks"])
+          if "crowd_forward_s" in m else nw)
     for i, size in enumerate(m["sizes"]):
         lo, cr, rd = m["lone_pingpong_s"][i], m["crowd_exchange_s"][i], m["reduce_s"][i]
-        print(f"{size:>12} {lo * 1e6:>10.2f} {cr * 1e6:>10.2f} {rd * 1e6:>11.2f} "
-              f"{size / lo / 1e9:>10.3f} {size / cr / 1e9:>11.3f}")
+        print(f"{size:>12} {lo * 1e6:>10.2f} {cr * 1e6:>10.2f} {lw[i] * 1e6:>11.2f} "
+              f"{cw[i] * 1e6:>11.2f} {rd * 1e6:>11.2f} {size / lo / 1e9:>10.3f} "
+              f"{size / cr / 1e9:>11.3f}")
     multi = ", ".join(f"k={k}: {t * 1e6:.2f} us" for k, t in m["multi_exchange_s"].items())
     print(f"# multi-message shift at {m['multi_exchange_bytes']} B: {multi}")
     print(f"# alpha = {model['alpha'] * 1e6:.3f} us, beta = {model['beta'] * 1e9:.4f} ns/B "

@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 COLLECTIVES = ("allreduce", "reducescatter", "allgather", "reduce", "broadcast")
+#: (rank, chunk) cells and chunks moved up to which :meth:`Schedule.sent_written` tracks
+#: every chunk (beyond: every rank).
+WRITTEN_LIMIT = 1 << 24
 
 
 class ScheduleError(ValueError):
@@ -302,6 +305,44 @@ class Schedule:
             run_bytes = prefix[a + s.run_len] - prefix[a]
             np.add.at(sent, s.src[s.run_owner()], run_bytes)
         return sent
+
+    def sent_written(self, limit: int = WRITTEN_LIMIT) -> tuple[np.ndarray, ...]:
+        """Per step, for every transfer, the fraction of its chunks that its sender wrote
+        (received or reduced into) in an earlier step: data a rank forwards from its own
+        recent writes, which it did not hold as input. A cache-coherent machine reads such
+        data out of the writer's cache, which on a host of several core complexes costs more
+        than reading clean data (docs/calibration.md).
+
+        Tracked per (rank, chunk) while ``nranks * nchunks`` and the chunks moved stay within
+        ``limit``; beyond, per rank: a transfer counts as written when its sender received
+        anything in an earlier step.
+
+        >>> from collectives import build
+        >>> [f.tolist() for f in build("allreduce", "ring", 2).sent_written()]
+        [[0.0, 0.0], [1.0, 1.0]]
+        >>> [f.tolist() for f in build("allreduce", "recursive-doubling", 4).sent_written()]
+        [[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]
+        """
+        p, C = self.nranks, self.nchunks
+        moved = sum(int(s.run_len.sum()) for s in self.steps)
+        out = []
+        if p * C <= limit and moved <= limit:
+            written = np.zeros((p, C), dtype=bool)
+            for s in self.steps:
+                if len(s) == 0:
+                    out.append(np.zeros(0))
+                    continue
+                t, chunk = s.expand(C)
+                hit = written[s.src[t], chunk]
+                per = np.bincount(t, weights=hit, minlength=len(s))
+                out.append(per / np.bincount(t, minlength=len(s)).clip(1))
+                written[s.dst[t], chunk] = True
+            return tuple(out)
+        received = np.zeros(p, dtype=bool)
+        for s in self.steps:
+            out.append(received[s.src].astype(np.float64))
+            received[s.dst] = True
+        return tuple(out)
 
     def messages_sent(self) -> np.ndarray:
         """Per rank, how many messages it sends."""

@@ -315,7 +315,12 @@ def _step_loop(run, check):
     fkey = figures_key(params)
     pending = 0
     totals = Totals(fabric, p)
-    keys = [step_key(st) for st in steps]
+    # a calibrated machine prices data a sender wrote itself apart (Schedule.sent_written):
+    # steps that share arrays but not those fractions (a ring's first step) are apart too
+    written = (schedule.sent_written() if is_calibrated(params)
+               and params.written_size_factors else None)
+    keys = ([step_key(st) for st in steps] if written is None else
+            [(*step_key(st), w.tobytes()) for st, w in zip(steps, written, strict=True)])
     # A run of equal steps may be applied as a translation (module docstring): not where the
     # timeline is kept or LogGP's send gaps carry state, and only with bytes fixed per entry.
     can_shift = not keep and not loggp and uniform
@@ -344,12 +349,14 @@ def _step_loop(run, check):
                 pending = 0
             if k >= scanned:
                 scanned, added = prefetch(steps, k, entries, fabric, params, fkey, size,
-                                          run.rscale)
+                                          run.rscale, None if written is None else keys,
+                                          written)
                 pending += added
                 ent = entries[key]
             else:  # its prefetched entry went with a flush
                 ent = entries[key] = Entry(st, fabric.pattern(st.src, st.dst), fabric, params,
-                                           fkey, run.rscale)
+                                           fkey, run.rscale,
+                                           None if written is None else written[k])
                 pending += m
         src, dst = ent.src, ent.dst
         if uniform and ent.cost is not None:

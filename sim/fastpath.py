@@ -51,10 +51,12 @@ class Entry:
 
     __slots__ = ("pat", "src", "dst", "reduce", "any_reduce", "single_run", "tb", "cost",
                  "total", "acc", "uses", "lat", "inv", "owner", "perm", "gscale", "bwcost",
-                 "check")
+                 "check", "written")
 
-    def __init__(self, step, pat, fabric, params, fkey, rscale=None):
+    def __init__(self, step, pat, fabric, params, fkey, rscale=None, written=None):
         self.pat = pat
+        # per transfer, the fraction of its data its sender wrote earlier (None: not costed)
+        self.written = written
         self.src, self.dst = step.src, step.dst
         red = step.reduce
         self.reduce = red if red.dtype == np.bool_ else np.asarray(red, dtype=bool)
@@ -105,10 +107,15 @@ def step_key(st) -> tuple:
     return (id(st.src), id(st.dst), id(st.reduce), id(st.run_ptr), id(st.run_len))
 
 
-def prefetch(steps, k, entries, fabric, params, fkey, size, rscale=None) -> tuple[int, int]:
+def prefetch(steps, k, entries, fabric, params, fkey, size, rscale=None, keys=None,
+             written=None) -> tuple[int, int]:
     """Make the entries of the steps from ``k`` on that have none, up to ``PREFETCH``
     transfers: their patterns are routed and costed together and, when every chunk has
     ``size`` bytes (``size`` None otherwise), their bytes and durations computed together.
+
+    ``keys`` are the steps' entry keys where they are not :func:`step_key` (a calibrated cost
+    of written data tells steps apart by ``written``, each step's fractions of
+    :meth:`collectives.ir.Schedule.sent_written`).
 
     Returns the index of the first step not looked at and the transfers of the new entries.
     Batching changes no number: every figure is elementwise, and per-step byte totals are
@@ -119,19 +126,20 @@ def prefetch(steps, k, entries, fabric, params, fkey, size, rscale=None) -> tupl
     n = len(steps)
     while k < n and total < PREFETCH:
         st = steps[k]
+        key = step_key(st) if keys is None else keys[k]
         k += 1
-        key = step_key(st)
         if key in entries or key in fresh or not len(st):
             continue
-        fresh[key] = (st, pattern_key(st.src, st.dst))
+        fresh[key] = (st, pattern_key(st.src, st.dst), None if written is None else written[k - 1])
         total += len(st)
     if len(fresh) > 1:
-        pats = fabric.prepare([(pk, st.src, st.dst) for st, pk in fresh.values()], params, fkey)
+        pats = fabric.prepare([(pk, st.src, st.dst) for st, pk, _ in fresh.values()], params,
+                              fkey)
     else:
-        pats = [fabric.pattern(st.src, st.dst, pk) for st, pk in fresh.values()]
+        pats = [fabric.pattern(st.src, st.dst, pk) for st, pk, _ in fresh.values()]
     made = []
-    for (key, (st, _)), pat in zip(fresh.items(), pats, strict=True):
-        ent = entries[key] = Entry(st, pat, fabric, params, fkey, rscale)
+    for (key, (st, _, w)), pat in zip(fresh.items(), pats, strict=True):
+        ent = entries[key] = Entry(st, pat, fabric, params, fkey, rscale, w)
         if size is not None and ent.single_run and len(st) <= SMALL_STEP \
                 and not is_calibrated(params):  # a calibrated cost needs its whole step
             made.append((st, ent))
@@ -189,7 +197,7 @@ def entry_cost(ent, tb, params):
     """Duration of every transfer of an entry, given its bytes."""
     if is_calibrated(params):  # a calibrated machine (bench calibrate): the one hook
         return calibrated_cost(params, ent.lat, ent.inv, tb, ent.reduce, ent.src, ent.dst,
-                               ent.gscale)
+                               ent.gscale, ent.written)
     return transfer_cost(ent.lat, ent.inv, ent.reduce, ent.any_reduce, tb, params, ent.gscale)
 
 

@@ -106,6 +106,82 @@ def test_the_engine_uses_the_hook_ring_and_binomial_by_hand():
                     reduce_scale={1: 3.0}).time_s == pytest.approx(binomial)
 
 
+def test_written_data_is_priced_apart_ring_by_hand():
+    # the ring's first step sends input (clean), its second the reduced half (written by the
+    # sender): with written tables of twice the clean time, the second step costs that
+    n = 8192
+    h = n / 2
+    W = Hockney(**CAL, written_size_factors=((0.0, 3.0, 0.25),),
+                written_crowd_factors=((0.0, 6.0, 0.125),))
+    clean = 2 * A + h * B * 2 + (A + h * B * 2) / 3
+    lone_w, crowd_w = 3 * A + h * B * 4, 6 * A + h * B * 8
+    written = lone_w + (crowd_w - lone_w) / 3
+    ring = predict("allreduce", "ring", 2, n, params=W).time_s
+    assert ring == pytest.approx(clean + 1e-6 + h * G + written)
+    # binomial on 2 ranks: the leaf's send is input, the root's broadcast sends its result
+    binomial = predict("allreduce", "binomial", 2, n, params=W).time_s
+    assert binomial == pytest.approx(_lone(n) + 1e-6 + n * G + 3 * A + n * B * 4)
+    # written tables equal to the clean ones change nothing; without them, nothing either
+    same = Hockney(**CAL, written_size_factors=CAL["size_factors"],
+                   written_crowd_factors=CAL["crowd_factors"])
+    for algorithm in ("ring", "binomial", "double-binary-tree", "rabenseifner"):
+        base = predict("allreduce", algorithm, 4, 1 << 16, params=H).time_s
+        assert predict("allreduce", algorithm, 4, 1 << 16, params=same).time_s == \
+            pytest.approx(base, rel=1e-12)
+    # ring on 4 ranks: 6 steps, the first clean, five written (steps sharing arrays but
+    # not the written fractions are costed apart)
+    r4 = simulate(build("allreduce", "ring", 4), W, 4096)
+    r4_clean = simulate(build("allreduce", "ring", 4), H, 4096)
+    first = r4.steps.end[0] - r4.steps.start[0]
+    assert first == pytest.approx(r4_clean.steps.end[0] - r4_clean.steps.start[0])
+    assert r4.time_s > r4_clean.time_s + 4 * A
+
+
+def test_sent_written_tracks_chunks_and_falls_back_per_rank():
+    ring = build("allreduce", "ring", 4)
+    assert [w.tolist() for w in ring.sent_written()] == [[0.0] * 4] + [[1.0] * 4] * 5
+    # a two-chunk transfer of which the sender wrote one chunk: one half
+    from collectives.ir import Schedule, make_step
+
+    s = Schedule("allgather", "t", 2, 2, (make_step([0], [1], False, run_start=[0]),
+                                          make_step([1], [0], False, runs=[[(0, 2)]])),
+                 owner=(0, 1))
+    assert [w.tolist() for w in s.sent_written()] == [[0.0], [0.5]]
+    # beyond the limit: a rank counts as sending written data once it received anything
+    assert [w.tolist() for w in s.sent_written(limit=1)] == [[0.0], [1.0]]
+    tree = build("allreduce", "binomial", 4)
+    exact = tree.sent_written()
+    assert [w.tolist() for w in exact] == [[0.0, 0.0], [1.0], [1.0], [1.0, 1.0]]
+    assert [w.tolist() for w in tree.sent_written(limit=1)] == [w.tolist() for w in exact]
+
+
+def test_fit_with_written_measurements():
+    from bench.calibrate import forward_step_times
+
+    m = _measurements()
+    lone_w = [3e-6, 3.4e-6, 20e-6, 300e-6]
+    crowd_w = [4e-6, 5e-6, 30e-6, 250e-6]  # below the lone at 1 MiB: raised to it
+    doc = fit_model(**m, lone_written=lone_w, crowd_written=crowd_w)
+    h = model_params("hockney", **{k: v for k, v in doc.items() if k != "notes"})
+    ones = np.ones(1)
+    for s, lone, lw, cw in zip(m["sizes"], m["lone"], lone_w, [4e-6, 5e-6, 30e-6, 300e-6],
+                               strict=True):
+        b = float(s)
+        assert calibrated_cost(h, h.alpha, h.beta, np.array([b]))[0] == pytest.approx(lone)
+        assert calibrated_cost(h, h.alpha, h.beta, np.array([b]), written=ones)[0] == \
+            pytest.approx(lw)
+        assert calibrated_cost(h, h.alpha, h.beta, np.full(2, b), written=np.ones(2))[0] == \
+            pytest.approx(cw)
+    assert any("crowd forward: 1 of 4" in n for n in doc["notes"])
+    with pytest.raises(CalibrationError, match="both written-data measurements"):
+        fit_model(**m, lone_written=lone_w)
+    with pytest.raises(CalibrationError, match=r"lone relay of written data .* 1024 B"):
+        fit_model(**m, lone_written=[3e-6, 0.0, 2e-5, 3e-4], crowd_written=crowd_w)
+    # the forwarding shift: both steps written on 2 ranks, the first clean on more
+    assert forward_step_times([8e-6], [3e-6], 2) == [4e-6]
+    assert forward_step_times([8e-6, 2e-6], [3e-6, 3e-6], 4) == pytest.approx([5e-6, 1e-6])
+
+
 def _measurements(**change):
     sizes = [4, 1024, 65536, 1 << 20]
     m = dict(sizes=sizes, lone=[2e-6, 2.2e-6, 12e-6, 160e-6],
