@@ -85,7 +85,7 @@ MULTI = (1, 2, 4)
 #: Distinct buffers a message benchmark cycles through (``--buffers``).
 BUFFERS = 1
 #: Seconds of timed windows per size and measurement (``--time``), and how many (``--windows``).
-SECONDS, WINDOWS = 0.2, 11
+SECONDS, WINDOWS = 0.2, 40
 #: Passes through all sizes that a size's windows are spread over (``--passes``).
 PASSES = 3
 
@@ -282,16 +282,21 @@ def _timed(comm, fn, per_call: int, seconds: float, windows: int) -> float:
     return float(got)
 
 
-def _prepared(schedule, chunk_bytes: int, comm, buffers: int = 1):
+def _prepared(schedule, chunk_bytes: int, comm, buffers: int = 1, merge_limit=None):
     """The schedule bound to ``buffers`` distinct buffers, run in turn: a collective's steps
     touch a working set several times a message's size (input, result, scratch), and one
     buffer sent back and forth stays in cache and measures a copy faster than any collective
-    of that message size sees (Open MPI's 2 MiB shift: 3x the lone ping-pong's rate)."""
+    of that message size sees (Open MPI's 2 MiB shift: 3x the lone ping-pong's rate).
+    ``merge_limit`` 0 runs the steps one at a time (see :func:`collectives.plan.step_groups`)."""
     from collectives.mpi_executor import prepare
+    from collectives.plan import MERGE_LIMIT
+
+    limit = MERGE_LIMIT if merge_limit is None else merge_limit
 
     # the executor takes no uint8: whole int32 elements, each chunk ``chunk_bytes`` bytes
     preps = [prepare(schedule, np.ones(schedule.nchunks * max(chunk_bytes // 4, 1), np.int32),
-                     None, "sum", comm=comm, timeout=60.0) for _ in range(max(buffers, 1))]
+                     None, "sum", comm=comm, timeout=60.0, merge_limit=limit)
+             for _ in range(max(buffers, 1))]
     if len(preps) == 1:
         return preps[0]
     turn = iter(range(1 << 62))
@@ -302,8 +307,9 @@ def _prepared(schedule, chunk_bytes: int, comm, buffers: int = 1):
     return run
 
 
-def _pattern_time(comm, run_comm, schedule, nbytes, per_call, seconds, windows, buffers=1):
-    prep = _prepared(schedule, nbytes, run_comm, buffers)
+def _pattern_time(comm, run_comm, schedule, nbytes, per_call, seconds, windows, buffers=1,
+                  merge_limit=None):
+    prep = _prepared(schedule, nbytes, run_comm, buffers, merge_limit)
     try:
         return _timed(comm, prep, per_call, seconds, windows)
     finally:
@@ -579,7 +585,7 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
     p.add_argument("--time", type=float, default=SECONDS,
                    help="seconds per size and measurement (default 0.2)")
     p.add_argument("--windows", type=int, default=WINDOWS,
-                   help="timed windows per size and measurement; the fastest is kept (11)")
+                   help=f"timed windows per size and measurement; the fastest is kept ({WINDOWS})")
     p.add_argument("--buffers", type=int, default=BUFFERS,
                    help="distinct buffers each message benchmark cycles through, so that a "
                         f"message is not sent from and to a cached buffer ({BUFFERS})")
@@ -659,11 +665,13 @@ class Measurements:
 
     def one_pass(self) -> None:
         comm, p, share, per = self.comm, self.comm.Get_size(), self.seconds, self.windows
-        def timed(schedule, size, per_call):
+        def timed(schedule, size, per_call, merge_limit=None):
             return _pattern_time(comm, comm, schedule, size, per_call, share, per,
-                                 buffers=self.buffers)
+                                 buffers=self.buffers, merge_limit=merge_limit)
         for i, size in enumerate(self.sizes):  # interleaved: a slow spell hits all alike
-            self.lone[i] = min(self.lone[i], timed(self.clean_relay, size, p))
+            # one step at a time: no step of the clean relay waits for data of an earlier
+            # one, and the executor would start small ones together (no lone transfer then)
+            self.lone[i] = min(self.lone[i], timed(self.clean_relay, size, p, merge_limit=0))
             self.lone_written[i] = min(self.lone_written[i], timed(self.relay, size, p))
             self.crowd[i] = min(self.crowd[i], timed(self.shift, size, 1))
             self.forward_s[i] = min(self.forward_s[i], timed(self.forward, size, 1))

@@ -49,7 +49,15 @@ import numpy as np
 
 from collectives.ir import COLLECTIVES, Schedule, ScheduleError
 from collectives.numpy_executor import REDUCE_OPS
-from collectives.plan import BoundPlan, StallError, bind, compile_plan, execute, schedule_digest
+from collectives.plan import (
+    MERGE_LIMIT,
+    BoundPlan,
+    StallError,
+    bind,
+    compile_plan,
+    execute,
+    schedule_digest,
+)
 from collectives.transport import MPITransport
 
 __all__ = [
@@ -358,17 +366,21 @@ class Prepared:
 
 def prepare(schedule: Schedule, sendbuf, recvbuf=None, op: str = "sum", comm=None,
             timeout: float | None = DEFAULT_TIMEOUT, check: bool = True,
-            abort: bool = True) -> Prepared:
+            abort: bool = True, *, merge_limit: int = MERGE_LIMIT) -> Prepared:
     """Check the call (see the module docstring), compile and bind it; return a callable.
 
     ``check=False`` skips the agreement check (only for callers that guarantee agreement, or
-    to exercise the stall detector); local argument errors still raise.
+    to exercise the stall detector); local argument errors still raise. ``merge_limit``:
+    elements up to which independent small steps start together
+    (:func:`collectives.plan.step_groups`; 0: one step at a time, as a micro-benchmark of
+    one transfer in flight needs).
     """
-    return prepare_with(schedule, sendbuf, recvbuf, op, comm, timeout, check, abort)
+    return prepare_with(schedule, sendbuf, recvbuf, op, comm, timeout, check, abort,
+                        merge_limit=merge_limit)
 
 
 def prepare_with(schedule, sendbuf, recvbuf, op, comm, timeout, check, abort, *, xp=np,
-                 transport_for=None) -> Prepared:
+                 transport_for=None, merge_limit: int = MERGE_LIMIT) -> Prepared:
     """:func:`prepare` for any transport: ``xp`` is the array module of the buffers (numpy,
     cupy) and ``transport_for(comm, timeout)`` gives the transport (default: MPI's)."""
     from mpi4py import MPI
@@ -393,13 +405,14 @@ def prepare_with(schedule, sendbuf, recvbuf, op, comm, timeout, check, abort, *,
         raise
     plan = call.plan
     if call.inplace:
-        bound = bind(plan, transport, call.op, call.sendbuf.dtype, work=call.sendbuf)
+        bound = bind(plan, transport, call.op, call.sendbuf.dtype, work=call.sendbuf,
+                     merge_limit=merge_limit)
     elif plan.collective == "reducescatter":
         bound = bind(plan, transport, call.op, call.sendbuf.dtype, send=call.sendbuf,
-                     out=call.recvbuf)
+                     out=call.recvbuf, merge_limit=merge_limit)
     else:
         bound = bind(plan, transport, call.op, call.sendbuf.dtype, work=call.recvbuf,
-                     send=call.sendbuf)
+                     send=call.sendbuf, merge_limit=merge_limit)
     return Prepared(bound, user, call, timeout, abort)
 
 
