@@ -60,7 +60,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -501,16 +500,9 @@ def forward_step_times(forward, crowd, nranks: int) -> list[float]:
 
 def write_model(path, doc: dict) -> None:
     """Write ``doc`` as JSON to ``path`` whole: a temporary file beside it, then a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    from sim.export import write_atomic
+
+    write_atomic(path, json.dumps(doc, indent=1) + "\n")
 
 
 def model_mismatches(path, host: str | None, library: str | None, ranks) -> list[str]:

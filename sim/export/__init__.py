@@ -42,6 +42,9 @@ def write_atomic(path: str | Path, text: str) -> Path:
     >>> p = os.path.join(tempfile.mkdtemp(), "rules.txt")
     >>> write_atomic(p, "1\\n").read_text()
     '1\\n'
+    >>> mask = os.umask(0); _ = os.umask(mask)
+    >>> os.stat(p).st_mode & 0o777 == 0o666 & ~mask   # a plain open's mode, not mkstemp's
+    True
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -53,6 +56,10 @@ def write_atomic(path: str | Path, text: str) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600): give it the mode a plain open would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
