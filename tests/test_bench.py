@@ -84,6 +84,16 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
     # (the model never makes N transfers in flight faster than one: where noise measured the
     # crowd below the lone ping-pong, the lone figure bounds it)
     assert crowd[0] <= max(meas["crowd_exchange_s"][-1], meas["lone_pingpong_s"][-1]) * 1.001
+    # data the sender wrote itself: the relay and the forwarding shift, their own tables,
+    # through which one written transfer reproduces the written relay
+    assert len(meas["lone_written_s"]) == len(meas["crowd_forward_s"]) == len(meas["sizes"])
+    assert len(values["written_size_factors"]) == len(values["written_crowd_factors"]) == \
+        len(meas["sizes"]) - 1
+    assert m["format"] == "collectives.model/3"
+    written = [float(calibrated_cost(h, h.alpha, h.beta, np.array([s]), written=np.ones(1))[0])
+               for s in meas["sizes"]]
+    assert all(x <= y * 1.001 for x, y in zip(written, meas["lone_written_s"], strict=True))
+    assert written[-1] == pytest.approx(meas["lone_written_s"][-1], rel=1e-3)
 
 
 @needs_mpi

@@ -341,6 +341,20 @@ def test_auto_beside_native_with_a_model_file(tmp_path):
     assert "auto chose the fastest fixed algorithm's schedule at " in proc.stdout
 
 
+def test_the_clean_relay_is_timed_one_step_at_a_time():
+    # no step of the clean relay reads what an earlier one received, so the executor would
+    # start small ones together: calibrate binds it with merge_limit 0 (one transfer in flight)
+    from bench.calibrate import clean_relay_schedule, relay_schedule
+
+    relay = clean_relay_schedule(4)
+    plans = [compile_plan(relay, r, 8, inplace=True) for r in range(4)]
+    assert any(len(g) > 1 for plan in plans for g in step_groups(plan))
+    assert all(len(g) == 1 for plan in plans for g in step_groups(plan, limit=0))
+    # the written relay waits for its data anyway
+    assert all(len(g) == 1 for r in range(4)
+               for g in step_groups(compile_plan(relay_schedule(4), r, 8, inplace=True)))
+
+
 def test_step_groups_merge_independent_small_steps_only():
     # binomial on 4 ranks: the root posts both receives of the reduce at once, and both sends
     # of the broadcast; rank 2 forwards, so its steps depend on each other
