@@ -73,6 +73,7 @@ from bench._common import (
     header_lines,
     parse_size,
 )
+from collectives.plan import MERGE_LIMIT
 
 __all__ = ["CalibrationError", "Measurements", "calibrate", "calibration_sizes",
            "clean_relay_schedule", "exchange_schedule", "fit_line", "fit_model",
@@ -281,20 +282,18 @@ def _timed(comm, fn, per_call: int, seconds: float, windows: int) -> float:
     return float(got)
 
 
-def _prepared(schedule, chunk_bytes: int, comm, buffers: int = 1, merge_limit=None):
+def _prepared(schedule, chunk_bytes: int, comm, buffers: int = 1,
+              merge_limit: int = MERGE_LIMIT):
     """The schedule bound to ``buffers`` distinct buffers, run in turn: a collective's steps
     touch a working set several times a message's size (input, result, scratch), and one
     buffer sent back and forth stays in cache and measures a copy faster than any collective
     of that message size sees (Open MPI's 2 MiB shift: 3x the lone ping-pong's rate).
     ``merge_limit`` 0 runs the steps one at a time (see :func:`collectives.plan.step_groups`)."""
     from collectives.mpi_executor import prepare
-    from collectives.plan import MERGE_LIMIT
-
-    limit = MERGE_LIMIT if merge_limit is None else merge_limit
 
     # the executor takes no uint8: whole int32 elements, each chunk ``chunk_bytes`` bytes
     preps = [prepare(schedule, np.ones(schedule.nchunks * max(chunk_bytes // 4, 1), np.int32),
-                     None, "sum", comm=comm, timeout=60.0, merge_limit=limit)
+                     None, "sum", comm=comm, timeout=60.0, merge_limit=merge_limit)
              for _ in range(max(buffers, 1))]
     if len(preps) == 1:
         return preps[0]
@@ -307,7 +306,7 @@ def _prepared(schedule, chunk_bytes: int, comm, buffers: int = 1, merge_limit=No
 
 
 def _pattern_time(comm, run_comm, schedule, nbytes, per_call, seconds, windows, buffers=1,
-                  merge_limit=None):
+                  merge_limit=MERGE_LIMIT):
     prep = _prepared(schedule, nbytes, run_comm, buffers, merge_limit)
     try:
         return _timed(comm, prep, per_call, seconds, windows)
@@ -657,7 +656,8 @@ class Measurements:
 
     def one_pass(self) -> None:
         comm, p, share, per = self.comm, self.comm.Get_size(), self.seconds, self.windows
-        def timed(schedule, size, per_call, merge_limit=None):
+
+        def timed(schedule, size, per_call, merge_limit=MERGE_LIMIT):
             return _pattern_time(comm, comm, schedule, size, per_call, share, per,
                                  buffers=self.buffers, merge_limit=merge_limit)
         for i, size in enumerate(self.sizes):  # interleaved: a slow spell hits all alike

@@ -44,6 +44,7 @@ a step costs O(1), not O(p). The cyclic garbage collector is paused during a cal
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -319,8 +320,17 @@ def _step_loop(run, check):
     # steps that share arrays but not those fractions (a ring's first step) are apart too
     written = (schedule.sent_written() if is_calibrated(params)
                and params.written_size_factors else None)
-    keys = ([step_key(st) for st in steps] if written is None else
-            [(*step_key(st), w.tobytes()) for st, w in zip(steps, written, strict=True)])
+    if written is None:
+        keys = [step_key(st) for st in steps]
+    else:
+        digests: dict = {}  # per written array (steps often share one): a 16-byte digest
+
+        def tag(w) -> bytes:
+            got = digests.get(id(w))
+            if got is None:
+                got = digests[id(w)] = hashlib.blake2b(w.tobytes(), digest_size=16).digest()
+            return got
+        keys = [(*step_key(st), tag(w)) for st, w in zip(steps, written, strict=True)]
     # A run of equal steps may be applied as a translation (module docstring): not where the
     # timeline is kept or LogGP's send gaps carry state, and only with bytes fixed per entry.
     can_shift = not keep and not loggp and uniform

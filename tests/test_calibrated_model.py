@@ -153,6 +153,10 @@ def test_sent_written_tracks_chunks_and_falls_back_per_rank():
     exact = tree.sent_written()
     assert [w.tolist() for w in exact] == [[0.0, 0.0], [1.0], [1.0], [1.0, 1.0]]
     assert [w.tolist() for w in tree.sent_written(limit=1)] == [w.tolist() for w in exact]
+    # per rank, steps whose transfers are all alike share one read-only array
+    per_rank = ring.sent_written(limit=1)
+    assert [w.tolist() for w in per_rank] == [w.tolist() for w in ring.sent_written()]
+    assert all(w is per_rank[1] for w in per_rank[2:]) and not per_rank[1].flags.writeable
 
 
 def test_fit_with_written_measurements():
