@@ -353,6 +353,17 @@ def _envelope(times, what: str, notes: list) -> list[float]:
     return [float(x) for x in out]
 
 
+def _at_least_lone(sizes, crowd, lone, what: str, lone_what: str, notes: list) -> list:
+    """``crowd`` with every figure below ``lone``'s at its size raised to it (N transfers at
+    once never take less than one alone), noted in ``notes``."""
+    floor = [max(c, lo) for c, lo in zip(crowd, lone, strict=True)]
+    raised = [s for s, c, f in zip(sizes, crowd, floor, strict=True) if f > c]
+    if raised:
+        notes.append(f"{what}: {len(raised)} of {len(sizes)} figures below the {lone_what}'s "
+                     f"raised to it (from {raised[0]} B)")
+    return floor
+
+
 def _segments(sizes, times, base_lat: float, base_inv: float, notes: list, what: str):
     """SimGrid-style rows ``(min_bytes, lat factor, bw factor)``: row i's line
     ``base_lat * lf + b * base_inv / bf`` passes through measurements i and i+1 (the first row
@@ -404,24 +415,16 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
         _positive("lone relay of written data", lone_written, sizes)
         _positive("crowd forward of written data", crowd_written, sizes)
     notes: list[str] = []
-    # n transfers at once share the host's memory and cores: a crowd faster per transfer than
-    # one transfer alone is the shift's own buffers staying in cache (large sizes), which no
-    # collective's steps see; such a figure becomes the lone one (before the envelope below,
-    # which would carry a cached large size's figure down to the smaller sizes)
-    floor = [max(c, lo) for c, lo in zip(crowd, lone, strict=True)]
-    raised = [s for s, c, f in zip(sizes, crowd, floor, strict=True) if f > c]
-    if raised:
-        notes.append(f"crowd exchange: {len(raised)} of {len(sizes)} figures below the lone "
-                     f"ping-pong's raised to it (from {raised[0]} B)")
-    crowd = floor
+    # n transfers at once share the host's memory and cores: a crowd figure below the lone
+    # one at its size is the shift's own buffers staying hot, which no collective's steps
+    # see; it becomes the lone figure, clean to clean and written to written (before the
+    # envelope below, which would carry a large size's figure down to the smaller sizes)
+    crowd = _at_least_lone(sizes, crowd, lone, "crowd exchange", "lone ping-pong", notes)
     if lone_written is not None:
-        wfloor = [max(c, lo) for c, lo in zip(crowd_written, lone_written, strict=True)]
-        raised = sum(1 for c, f in zip(crowd_written, wfloor, strict=True) if f > c)
-        if raised:
-            notes.append(f"crowd forward: {raised} of {len(sizes)} figures below the lone "
-                         f"relay's raised to it")
+        crowd_written = _at_least_lone(sizes, crowd_written, lone_written, "crowd forward",
+                                       "lone relay", notes)
         lone_written = _envelope(lone_written, "lone relay of written data", notes)
-        crowd_written = _envelope(wfloor, "crowd forward of written data", notes)
+        crowd_written = _envelope(crowd_written, "crowd forward of written data", notes)
     # Noise only adds time, and a larger message never takes less: each figure becomes the
     # smallest measured at its size or any larger one (a right-to-left running minimum).
     lone = _envelope(lone, "lone ping-pong", notes)
