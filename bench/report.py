@@ -34,8 +34,8 @@ from sim import plots
 from sim.api import predict
 from sim.models import Hockney, load_model_file, model_params, model_values
 
-__all__ = ["coefficient_rows", "compare", "fit_records", "load_results", "load_run", "main",
-           "nnls"]
+__all__ = ["accuracy", "coefficient_rows", "compare", "fit_records", "load_results", "load_run",
+           "main", "nnls", "repeatability"]
 
 ITEMSIZE = {"float": 4, "float32": 4, "half": 2, "float16": 2, "double": 8, "float64": 8,
             "int32": 4, "int": 4, "int64": 8, "int8": 1, "uint8": 1, "char": 1}
@@ -334,6 +334,45 @@ def _accuracy_lines(acc: list[dict], label: str) -> list[str]:
     return lines
 
 
+def repeatability(rows: list[dict]) -> list[dict]:
+    """Per (collective, ranks), below and from :data:`SPLIT`: how far the runs' measured
+    times of one (algorithm, size) lie apart, as slowest/fastest over the runs (median and
+    max over the project algorithms' points measured in at least 2 runs). The floor under
+    a calibrated-once model's error: it cannot be within 10% of runs that lie 1.5x apart.
+
+    >>> rows = [{"collective": "allreduce", "ranks": 2, "algorithm": "ring", "size": 8,
+    ...          "time_s": t, "run": i} for i, t in enumerate((1.0, 1.5, 1.2))]
+    >>> repeatability(rows)[0]["small"]
+    {'median': 1.5, 'max': 1.5, 'points': 1}
+    """
+    times: dict = {}
+    for r in rows:
+        if _simulable(r):
+            key = (r["collective"], r["ranks"], r["algorithm"], r["size"])
+            times.setdefault(key, []).append(r["time_s"])
+    out = []
+    for coll, ranks in sorted({k[:2] for k in times}):
+        entry = {"collective": coll, "ranks": ranks}
+        for part, keep in (("small", lambda n: n < SPLIT), ("large", lambda n: n >= SPLIT)):
+            ratio = [max(t) / min(t) for k, t in times.items()
+                     if k[:2] == (coll, ranks) and keep(k[3]) and len(t) > 1 and min(t) > 0]
+            entry[part] = ({"median": float(np.median(ratio)), "max": float(np.max(ratio)),
+                            "points": len(ratio)} if ratio else None)
+        if entry["small"] or entry["large"]:
+            out.append(entry)
+    return out
+
+
+def _repeatability_lines(rep: list[dict], runs: int) -> list[str]:
+    lines = [f"# measured repeatability over the {runs} runs (slowest/fastest run of each "
+             f"algorithm and size; a model calibrated once cannot be closer to every run):"]
+    for a in rep:
+        parts = [f"{text} median {a[part]['median']:.2f}x, max {a[part]['max']:.2f}x"
+                 for part, text in (("small", "<64K"), ("large", ">=64K")) if a[part]]
+        lines.append(f"#   {a['collective']} on {a['ranks']} ranks: " + "; ".join(parts))
+    return lines
+
+
 def _spread_lines(per_run: list[list[dict]]) -> list[str]:
     """Across runs: each figure's median over the runs and its range (the spread)."""
     lines = [f"# over {len(per_run)} runs (median of the runs' figures, [min .. max]):"]
@@ -464,14 +503,17 @@ def main(argv: list[str] | None = None) -> int:
         label = "calibrated prediction" + (f", run {i + 1} ({args.results[i]})"
                                            if len(per_run) > 1 else "")
         accuracy_lines += _accuracy_lines(acc, label)
+    rep = repeatability(rows) if len(runs) > 1 else []
     if len(per_run) > 1:
         accuracy_lines += _spread_lines(per_run)
+    if rep:
+        accuracy_lines += _repeatability_lines(rep, len(runs))
     if fitted is not None:
         accuracy_lines += _accuracy_lines(accuracy(first, "fitted_s"),
                                           "FIT (not a prediction), run 1")
     (out / "comparison.json").write_text(json.dumps(
         {"model": model, "fitted_model": fitted, "fit": fit_info, "environment": env,
-         "accuracy": per_run, "rows": rows}, indent=1, default=list))
+         "accuracy": per_run, "repeatability": rep, "rows": rows}, indent=1, default=list))
 
     def cell(r, label, key, err):
         if r.get(key) is None:

@@ -285,6 +285,29 @@ def test_report_of_records_the_model_made_has_no_error_and_agrees_on_winners(tmp
     assert len(acc) == 3 and all(w["measured"] == w["predicted"] for w in acc[0][0]["winners"])
 
 
+def test_report_gives_the_runs_own_spread(tmp_path, capsys):
+    # run 2 measured every point 1.5x slower, run 3 1.2x from 64 KiB: the spread says so,
+    # below and from 64 KiB, apart from the prediction's error
+    runs = []
+    for i, (small, large) in enumerate(((1.0, 1.0), (1.5, 1.5), (1.0, 1.2))):
+        doc = _records(H)
+        for r in doc["records"]:
+            r["time_s"] *= small if r["size"] < 1 << 16 else large
+        doc["model"] = CAL
+        path = tmp_path / f"run{i}.json"
+        path.write_text(json.dumps(doc))
+        runs.append(str(path))
+    assert report_main([*runs, "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "# measured repeatability over the 3 runs" in out
+    assert "allreduce on 2 ranks: <64K median 1.50x, max 1.50x; >=64K median 1.50x" in out
+    rep = json.loads((tmp_path / "r" / "comparison.json").read_text())["repeatability"]
+    assert rep[0]["small"]["points"] == 10 and rep[0]["large"]["points"] == 10
+    # one run: nothing to compare
+    assert report_main([runs[0], "--out", str(tmp_path / "one")]) == 0
+    assert "repeatability" not in capsys.readouterr().out
+
+
 def test_report_warns_about_a_model_from_elsewhere(tmp_path, capsys):
     model = tmp_path / "model.json"
     write_model(model, {**CAL, "host": "there", "library": "Open MPI 5.0.11", "ranks": 4})
