@@ -247,6 +247,8 @@ def _figures(rows, env, out, model, fitted) -> list[Path]:
 
 
 SPLIT = 64 << 10  # errors are summarised below and from 64 KiB
+#: The two parts a summary splits into: name, which sizes.
+_PARTS = (("small", lambda size: size < SPLIT), ("large", lambda size: size >= SPLIT))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -295,9 +297,8 @@ def accuracy(rows: list[dict], key: str = "predicted_s") -> list[dict]:
         if not sel:
             continue
         entry = {"collective": coll, "ranks": ranks}
-        for part, keep in (("small", lambda r: r["size"] < SPLIT),
-                           ("large", lambda r: r["size"] >= SPLIT)):
-            e = [abs(r[err]) for r in sel if keep(r)]
+        for part, keep in _PARTS:
+            e = [abs(r[err]) for r in sel if keep(r["size"])]
             entry[part] = ({"median": float(np.median(e)), "max": float(np.max(e)),
                             "points": len(e)} if e else None)
         winners = []
@@ -353,7 +354,7 @@ def repeatability(rows: list[dict]) -> list[dict]:
     out = []
     for coll, ranks in sorted({k[:2] for k in times}):
         entry = {"collective": coll, "ranks": ranks}
-        for part, keep in (("small", lambda n: n < SPLIT), ("large", lambda n: n >= SPLIT)):
+        for part, keep in _PARTS:
             ratio = [max(t) / min(t) for k, t in times.items()
                      if k[:2] == (coll, ranks) and keep(k[3]) and len(t) > 1 and min(t) > 0]
             entry[part] = ({"median": float(np.median(ratio)), "max": float(np.max(ratio)),
