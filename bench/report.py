@@ -249,6 +249,8 @@ def _figures(rows, env, out, model, fitted) -> list[Path]:
 SPLIT = 64 << 10  # errors are summarised below and from 64 KiB
 #: The two parts a summary splits into: name, which sizes.
 _PARTS = (("small", lambda size: size < SPLIT), ("large", lambda size: size >= SPLIT))
+#: Their short labels in the lines over several runs.
+_SHORT = (("small", "<64K"), ("large", ">=64K"))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -369,7 +371,7 @@ def _repeatability_lines(rep: list[dict], runs: int) -> list[str]:
              f"algorithm and size; a model calibrated once cannot be closer to every run):"]
     for a in rep:
         parts = [f"{text} median {a[part]['median']:.2f}x, max {a[part]['max']:.2f}x"
-                 for part, text in (("small", "<64K"), ("large", ">=64K")) if a[part]]
+                 for part, text in _SHORT if a[part]]
         lines.append(f"#   {a['collective']} on {a['ranks']} ranks: " + "; ".join(parts))
     return lines
 
@@ -383,7 +385,7 @@ def _spread_lines(per_run: list[list[dict]]) -> list[str]:
             keyed.setdefault((a["collective"], a["ranks"]), []).append(a)
     for (coll, ranks), accs in sorted(keyed.items()):
         parts = []
-        for part, text in (("small", "<64K"), ("large", ">=64K")):
+        for part, text in _SHORT:
             for stat in ("median", "max"):
                 v = [a[part][stat] for a in accs if a[part]]
                 if v:
