@@ -204,6 +204,16 @@ def test_fit_reproduces_its_measurements_and_round_trips(tmp_path):
         assert calibrated_cost(h, h.alpha, h.beta, np.array([float(s)]))[0] == pytest.approx(lone)
         assert calibrated_cost(h, h.alpha, h.beta, np.full(2, float(s)))[0] == pytest.approx(
             crowd)
+    # the reduction's last step (64 KiB -> 1 MiB: 20x for 16x the bytes, caches falling off)
+    # has no line through both points with a latency >= 0: still every size, the largest
+    # included, costs what was measured, and beyond it the time grows in proportion
+    for s, red in zip(m["reduce_sizes"], m["reduce"], strict=True):
+        one = np.array([float(s)])
+        assert (calibrated_cost(h, h.alpha, h.beta, one, reduce=np.array([True]))
+                - calibrated_cost(h, h.alpha, h.beta, one))[0] == pytest.approx(red)
+    two = np.array([float(2 << 20)])
+    assert (calibrated_cost(h, h.alpha, h.beta, two, reduce=np.array([True]))
+            - calibrated_cost(h, h.alpha, h.beta, two))[0] == pytest.approx(400e-6)
     # o: k = 2 is 1 us above the crowd's 4 transfers, over 2 extra messages; k = 4: 4 us over 6
     at4 = calibrated_cost(h, h.alpha, h.beta, np.full(4, 4.0))[0]
     at8 = calibrated_cost(h, h.alpha, h.beta, np.full(8, 4.0))[0]
