@@ -73,6 +73,7 @@ from bench._common import (
     header_lines,
     parse_size,
 )
+from collectives.memory import host_empty
 from collectives.plan import MERGE_LIMIT
 
 __all__ = ["CalibrationError", "Measurements", "calibrate", "calibration_sizes",
@@ -282,6 +283,12 @@ def _timed(comm, fn, per_call: int, seconds: float, windows: int) -> float:
     return float(got)
 
 
+def _ones(n: int, dtype) -> np.ndarray:
+    a = host_empty(n, dtype)
+    a.fill(1)
+    return a
+
+
 def _prepared(schedule, chunk_bytes: int, comm, buffers: int = 1,
               merge_limit: int = MERGE_LIMIT):
     """The schedule bound to ``buffers`` distinct buffers, run in turn: a collective's steps
@@ -291,8 +298,9 @@ def _prepared(schedule, chunk_bytes: int, comm, buffers: int = 1,
     ``merge_limit`` 0 runs the steps one at a time (see :func:`collectives.plan.step_groups`)."""
     from collectives.mpi_executor import prepare
 
-    # the executor takes no uint8: whole int32 elements, each chunk ``chunk_bytes`` bytes
-    preps = [prepare(schedule, np.ones(schedule.nchunks * max(chunk_bytes // 4, 1), np.int32),
+    # the executor takes no uint8: whole int32 elements, each chunk ``chunk_bytes`` bytes;
+    # buffers backed as the benchmarked collectives' are (collectives.memory)
+    preps = [prepare(schedule, _ones(schedule.nchunks * max(chunk_bytes // 4, 1), np.int32),
                      None, "sum", comm=comm, timeout=60.0, merge_limit=merge_limit)
              for _ in range(max(buffers, 1))]
     if len(preps) == 1:
@@ -316,7 +324,7 @@ def _pattern_time(comm, run_comm, schedule, nbytes, per_call, seconds, windows, 
 
 def _reduce_time(comm, nbytes: int, seconds: float, windows: int) -> float:
     n = max(nbytes // 4, 1)
-    a, b, c = (np.ones(n, np.float32) for _ in range(3))
+    a, b, c = (_ones(n, np.float32) for _ in range(3))
 
     def fn():
         np.add(a, b, c)

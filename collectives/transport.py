@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from collectives.memory import host_empty
 from collectives.numpy_executor import reduce_ufunc
 
 __all__ = ["MPITransport", "Transport", "TransportTimeout"]
@@ -80,7 +81,7 @@ class Transport:
         return None
 
     def empty(self, n: int, dtype):
-        return np.empty(n, dtype=dtype)
+        return host_empty(n, dtype)
 
     def ufunc(self, op: str):
         return reduce_ufunc(op)

@@ -128,3 +128,25 @@ def test_large_vector_and_many_ranks():
     for algo in ("ring", "rabenseifner", "double-binary-tree"):
         out = execute(build("allreduce", algo, p), xs)
         np.testing.assert_array_equal(out[p - 1], np.sum(xs, axis=0))
+
+
+def test_large_buffers_have_a_mapping_of_their_own_whatever_was_freed_before():
+    # executor scratch, sweep and calibration buffers: one backing from 64 KiB on (a freed
+    # numpy buffer would otherwise hand its 4 KiB heap pages to the next one)
+    from bench.calibrate import _ones
+    from collectives.memory import HUGE_PAGE, MAPPED_FROM, host_empty
+    from collectives.transport import Transport
+
+    for _ in range(3):
+        freed = np.ones(3 << 20, np.float32)
+        del freed
+        bufs = [Transport().empty(1 << 20, np.float32), _ones(1 << 20, np.int32),
+                host_empty(HUGE_PAGE + 1, np.uint8), host_empty(MAPPED_FROM, np.uint8)]
+        assert [b.ctypes.data % HUGE_PAGE for b in bufs] == [0, 0, 0, 0]
+        assert bufs[1].sum() == 1 << 20 and len(bufs[2]) == HUGE_PAGE + 1
+    view = host_empty(1 << 20, np.float64)[5:9]
+    view[:] = 7.0
+    del bufs
+    assert view.tolist() == [7.0] * 4  # the view keeps its mapping
+    small = host_empty(MAPPED_FROM // 4 - 1, np.float32)
+    assert small.shape == (MAPPED_FROM // 4 - 1,) and small.dtype == np.float32
