@@ -35,7 +35,7 @@ from sim.api import predict
 from sim.models import Hockney, load_model_file, model_params, model_values
 
 __all__ = ["accuracy", "coefficient_rows", "compare", "fit_records", "load_results", "load_run",
-           "main", "nnls", "repeatability"]
+           "main", "nnls", "repeatability", "twins"]
 
 ITEMSIZE = {"float": 4, "float32": 4, "half": 2, "float16": 2, "double": 8, "float64": 8,
             "int32": 4, "int": 4, "int64": 8, "int8": 1, "uint8": 1, "char": 1}
@@ -366,6 +366,59 @@ def repeatability(rows: list[dict]) -> list[dict]:
     return out
 
 
+def twins(rows: list[dict]) -> list[dict]:
+    """Per (collective, ranks), below and from :data:`SPLIT`: how far algorithms that build
+    the identical schedule (:func:`_same_schedule`; on 2 ranks ring, rabenseifner and
+    hierarchical) lie apart when measured in the same run at the same size, as slowest /
+    fastest (median and max over such groups), and which algorithms they are. Nothing tells
+    them apart but the measurement, so this is its floor within one run (before buffers had
+    one backing, 1.1-1.4x from 4 MiB: docs/calibration.md).
+
+    >>> rows = [{"collective": "allreduce", "ranks": 2, "algorithm": a, "size": 8,
+    ...          "time_s": t, "run": 0} for a, t in (("ring", 1.0), ("hierarchical", 1.2),
+    ...                                               ("recursive-doubling", 5.0))]
+    >>> t = twins(rows)[0]
+    >>> t["small"], t["groups"]
+    ({'median': 1.2, 'max': 1.2, 'points': 1}, ['ring=hierarchical'])
+    """
+    cells: dict = {}
+    for r in rows:
+        if _simulable(r):
+            cells.setdefault((r["collective"], r["ranks"], r.get("run", 0), r["size"]),
+                             []).append(r)
+    ratios: dict = {}
+    names: dict = {}
+    for (coll, ranks, _, size), members in cells.items():
+        groups: dict = {}
+        for r in members:
+            groups.setdefault(_schedule_key(coll, r["algorithm"], int(ranks)), []).append(r)
+        for g in groups.values():
+            t = [r["time_s"] for r in g]
+            if len(g) > 1 and min(t) > 0:
+                ratios.setdefault((coll, ranks), []).append((size, max(t) / min(t)))
+                names.setdefault((coll, ranks), set()).add("=".join(r["algorithm"] for r in g))
+    out = []
+    for (coll, ranks), got in sorted(ratios.items()):
+        entry = {"collective": coll, "ranks": ranks, "groups": sorted(names[(coll, ranks)])}
+        for part, keep in _PARTS:
+            v = [x for size, x in got if keep(size)]
+            entry[part] = ({"median": float(np.median(v)), "max": float(np.max(v)),
+                            "points": len(v)} if v else None)
+        out.append(entry)
+    return out
+
+
+def _twins_lines(tw: list[dict]) -> list[str]:
+    lines = ["# identical schedules measured in the same run (slowest/fastest of each group; "
+             "only the measurement tells them apart):"]
+    for a in tw:
+        parts = [f"{text} median {a[part]['median']:.2f}x, max {a[part]['max']:.2f}x"
+                 for part, text in _SHORT if a[part]]
+        lines.append(f"#   {a['collective']} on {a['ranks']} ranks "
+                     f"({', '.join(a['groups'])}): " + "; ".join(parts))
+    return lines
+
+
 def _repeatability_lines(rep: list[dict], runs: int) -> list[str]:
     lines = [f"# measured repeatability over the {runs} runs (slowest/fastest run of each "
              f"algorithm and size; a model calibrated once cannot be closer to every run):"]
@@ -511,12 +564,16 @@ def main(argv: list[str] | None = None) -> int:
         accuracy_lines += _spread_lines(per_run)
     if rep:
         accuracy_lines += _repeatability_lines(rep, len(runs))
+    tw = twins(rows)
+    if tw:
+        accuracy_lines += _twins_lines(tw)
     if fitted is not None:
         accuracy_lines += _accuracy_lines(accuracy(first, "fitted_s"),
                                           "FIT (not a prediction), run 1")
     (out / "comparison.json").write_text(json.dumps(
         {"model": model, "fitted_model": fitted, "fit": fit_info, "environment": env,
-         "accuracy": per_run, "repeatability": rep, "rows": rows}, indent=1, default=list))
+         "accuracy": per_run, "repeatability": rep, "twins": tw, "rows": rows}, indent=1,
+        default=list))
 
     def cell(r, label, key, err):
         if r.get(key) is None:
