@@ -83,6 +83,8 @@ __all__ = ["CalibrationError", "Measurements", "calibrate", "calibration_sizes",
 
 FORMAT = "collectives.model/3"
 MULTI = (1, 2, 4)
+#: Rows a factor segment whose time grows faster than its bytes is split into (_segments).
+SUBROWS = 4
 #: Distinct buffers a message benchmark cycles through (``--buffers``).
 BUFFERS = 1
 #: Seconds of timed windows per size and measurement (``--time``), and how many (``--windows``).
@@ -375,13 +377,21 @@ def _at_least_lone(sizes, crowd, lone, what: str, lone_what: str, notes: list) -
 def _segments(sizes, times, base_lat: float, base_inv: float, notes: list, what: str):
     """SimGrid-style rows ``(min_bytes, lat factor, bw factor)``: row i's line
     ``base_lat * lf + b * base_inv / bf`` passes through measurements i and i+1 (the first row
-    from 0 bytes, the last line extended beyond the largest size); where that line would need
-    a negative latency, through the origin and measurement i, and a last such row gets one
-    more from the largest size on, through its measurement (no next row takes over there).
+    from 0 bytes, the last line extended beyond the largest size). Where that line would need
+    a negative latency (time growing faster than the bytes: caches falling off), the segment
+    becomes :data:`SUBROWS` rows at sizes evenly spaced in log between the two, each from the
+    origin through the straight line's value at its start (no factor is negative, and a size
+    between the two is priced at most a few percent below the line rather than at the
+    smaller size's rate); such a last segment gets one more row from the largest size on,
+    through its measurement (no next row takes over there).
 
     >>> rows = _segments([1, 2, 4], [1.0, 2.0, 8.0], 1.0, 1.0, [], "t")
-    >>> [(s, round(lf, 3), round(bf, 3)) for s, lf, bf in rows]
-    [(0.0, 0.0, 1.0), (2.0, 0.0, 1.0), (4.0, 0.0, 0.5)]
+    >>> [(round(s, 3), lf, round(bf, 3)) for s, lf, bf in rows][1:5]
+    [(2.0, 0.0, 1.0), (2.378, 0.0, 0.759), (2.828, 0.0, 0.631), (3.364, 0.0, 0.552)]
+    >>> rows[0], rows[-1]
+    ((0.0, 0.0, 1.0), (4.0, 0.0, 0.5))
+    >>> round(3.0 / 0.631, 2)  # 3 B: 4.75 s, the straight line 5 s (the origin line: 3 s)
+    4.75
     """
     rows = []
     floor = base_inv * 1e-3
@@ -390,13 +400,17 @@ def _segments(sizes, times, base_lat: float, base_inv: float, notes: list, what:
         slope = (t1 - t0) / (s1 - s0)
         slope = max(slope, floor)  # flat (the envelope): a near-free byte, never a negative
         lat = t0 - slope * s0
-        if lat < 0:  # the line through both points would cross zero above 0 B: through the
-            lat = 0.0  # first point from the origin instead (the next row takes over at s1)
-            slope = t0 / s0
+        if lat < 0:  # the line through both points would cross zero above 0 B
+            for j in range(SUBROWS):
+                sj = s0 * (s1 / s0) ** (j / SUBROWS)
+                tj = t0 + slope * (sj - s0)
+                rows.append((0.0 if i == 0 and j == 0 else float(sj), 0.0,
+                             base_inv * sj / tj))
+            continue
         rows.append((0.0 if i == 0 else float(s0), lat / base_lat, base_inv / slope))
     if rows and rows[-1][1] == 0.0:
         # no next row takes over at the largest size: where the last line was bent through
-        # the origin, it would price that size (and all beyond) at the smaller one's rate,
+        # the origin, it would price that size (and all beyond) below its measurement,
         # while caches fall off there (this VM's 16 MiB reduction: 3.3x the 8 MiB one, not
         # 2x); a row from the largest size on passes through its measurement from the origin
         rows.append((float(sizes[-1]), 0.0, base_inv * sizes[-1] / times[-1]))

@@ -211,6 +211,13 @@ def test_fit_reproduces_its_measurements_and_round_trips(tmp_path):
         one = np.array([float(s)])
         assert (calibrated_cost(h, h.alpha, h.beta, one, reduce=np.array([True]))
                 - calibrated_cost(h, h.alpha, h.beta, one))[0] == pytest.approx(red)
+    # between the two, at most a few percent below the straight line (the origin line
+    # through 64 KiB alone would say 82 us at 512 KiB, the line 99 us)
+    mid = np.array([float(1 << 19)])
+    line = 10e-6 + (190e-6 / ((1 << 20) - (1 << 16))) * ((1 << 19) - (1 << 16))
+    red_mid = (calibrated_cost(h, h.alpha, h.beta, mid, reduce=np.array([True]))
+               - calibrated_cost(h, h.alpha, h.beta, mid))[0]
+    assert 0.9 * line <= red_mid <= line
     two = np.array([float(2 << 20)])
     assert (calibrated_cost(h, h.alpha, h.beta, two, reduce=np.array([True]))
             - calibrated_cost(h, h.alpha, h.beta, two))[0] == pytest.approx(400e-6)
