@@ -32,7 +32,10 @@ the rank count you benchmark with: 4 ranks on 2 cores is a different machine fro
 
 Each figure is the fastest of ``--windows`` timed windows (the machine's noise only adds time),
 spread over ``--passes`` passes through all sizes (a slow spell of a shared machine spoils one
-pass, not every window of a size), and the largest over the ranks that took part. A crowd
+pass, not every window of a size); a window's time is the largest over the ranks that took
+part in it, as a collective's time is (each rank's own fastest window, taken apart, can
+come from different windows: with 4 ranks on 2 cores, windows in which other ranks were off
+their core). A crowd
 figure below the lone one at its size is raised to it: the shift's own buffers stay in cache
 (MPICH and Open MPI ran the 2 MiB shift at 43 GB/s against 13 GB/s alone), which no
 collective's steps see. ``--buffers`` k cycles each message benchmark through k distinct
@@ -266,7 +269,7 @@ def _window(fn, iters: int) -> float:
 
 def _timed(comm, fn, per_call: int, seconds: float, windows: int) -> float:
     """Time per message of ``fn`` (None: this rank idles), run by its ranks at once: the
-    fastest of ``windows`` windows, the largest over the ranks that ran it."""
+    fastest of ``windows`` windows, each the largest over the ranks that ran it."""
     from mpi4py import MPI
 
     probe = 0.0
@@ -278,11 +281,10 @@ def _timed(comm, fn, per_call: int, seconds: float, windows: int) -> float:
     best = math.inf
     for _ in range(windows):
         comm.Barrier()
-        if fn is not None:
-            best = min(best, _window(fn, iters) / per_call)
+        t = _window(fn, iters) / per_call if fn is not None else -1.0
         _idle(comm)
-    got = comm.allreduce(best if fn is not None else -1.0, op=MPI.MAX)
-    return float(got)
+        best = min(best, comm.allreduce(t, op=MPI.MAX))
+    return float(best)
 
 
 def _ones(n: int, dtype) -> np.ndarray:
