@@ -354,6 +354,23 @@ class Schedule:
             received[s.dst] = True
         return tuple(out)
 
+    def most_received_per_step(self) -> float:
+        """The most of the vector (a fraction, counted in chunks) that one rank receives in
+        one step: what its scratch holds at once (the executor receives a step's data before
+        it reduces or forwards it). Ring on ``p`` ranks: ``1 / p``; recursive doubling: 1.
+        Steps that share their arrays (a ring's rotations) are counted once."""
+        most, seen = 0, {}
+        for s in self.steps:
+            if len(s) == 0:
+                continue
+            key = (id(s.dst), id(s.run_ptr), id(s.run_len))
+            got = seen.get(key)
+            if got is None:
+                per = np.bincount(s.run_owner(), weights=s.run_len, minlength=len(s))
+                got = seen[key] = int(np.bincount(s.dst, weights=per).max())
+            most = max(most, got)
+        return most / self.nchunks
+
     def messages_sent(self) -> np.ndarray:
         """Per rank, how many messages it sends."""
         sent = np.zeros(self.nranks, dtype=np.int64)

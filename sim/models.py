@@ -98,6 +98,8 @@ class Hockney:
     reduce_factors: tuple = ()
     written_size_factors: tuple = ()
     written_crowd_factors: tuple = ()
+    # set by the simulator for each call, not read from a model file (see calibrated_cost)
+    working_set: float = 0.0
 
     name = "hockney"
 
@@ -147,6 +149,8 @@ class Contention:
     reduce_factors: tuple = ()
     written_size_factors: tuple = ()
     written_crowd_factors: tuple = ()
+    # set by the simulator for each call, not read from a model file (see calibrated_cost)
+    working_set: float = 0.0
 
     name = "contention"
 
@@ -211,6 +215,22 @@ def _factors(rows: tuple, nbytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lat[i], bw[i]
 
 
+#: How many times its message size the working set of each calibration benchmark is: a
+#: transfer reads a send buffer and writes a receive buffer, a reduction reads two arrays and
+#: writes a third (see :func:`calibrated_cost`).
+TRANSFER_SPAN, REDUCE_SPAN = 2, 3
+
+
+def _no_faster_than_working_set(time_at, b, size):
+    """``time_at(b)``, but never less per byte than ``time_at(size)`` where ``b < size``:
+    the benchmark at ``size`` worked in the collective's working set."""
+    t = time_at(b)
+    if size > 0:
+        at = np.maximum(b, size)
+        t = np.maximum(t, time_at(at) * (b / at))
+    return t
+
+
 def _step_time(lone_rows, crowd_rows, N, lat, inv, b, n):
     """A transfer's time in a step of ``n`` live transfers from one pair of factor tables
     (see :func:`calibrated_cost`)."""
@@ -244,11 +264,13 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
         t = t1 + (tN - t1) * (n - 1) / (N - 1)                for n <= N
           = max(t1, tN + (n / N - 1) * (tN - t0))             for n > N
                                  (t0 = lat * lfN at 0 B: the step's own cost)
+        t = max(t, tW * b / W)   (tW: the same at W = working_set / 2 where b < W)
         t = t + w * (t' - t)     (t': the same from written_size_factors and
                                   written_crowd_factors, w: ``written``; where the model has them)
           + message_overhead * max(m - 2, 0)     (m: messages the busier end posts)
           + reduce_overhead * lfR(b) + b * gamma * s / bfR(b)   where the receiver reduces
-                                 (s: ``gamma_scale`` of the transfer's receiver, default 1),
+                                 (s: ``gamma_scale`` of the transfer's receiver, default 1;
+                                  never less per byte than at working_set / 3),
             summed over the receiver's reducing transfers of the step (it reduces them
             one after another)
 
@@ -263,6 +285,14 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     by the receiver out of the sender's cache: the written tables are the same two
     measurements forwarding such data (on this 2-core VM 1.4-2.6x the clean lone time from
     512 KiB to 2 MiB).
+
+    ``working_set`` (set by the simulator for each call: the bytes each rank touches, its
+    input and result vectors and its largest step's scratch) puts every transfer in the
+    caches of the whole collective: a transfer or reduction of ``b`` bytes is never priced
+    faster per byte than the benchmark whose own buffers make that working set (a transfer's
+    two, a reduction's three). The benchmarks of a small message run in cache; the same
+    message inside a large collective does not (a double binary tree's 1 MiB segments of a
+    16 MiB vector move at the 16 MiB rate).
 
     An empty transfer (0 bytes) costs nothing: the executor sends no message for it.
 
@@ -282,13 +312,17 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     live = b > 0
     n = int(np.count_nonzero(live))
     N = params.crowd_transfers
-    t = _step_time(params.size_factors, params.crowd_factors, N, lat, inv, b, n)
+    span = params.working_set / TRANSFER_SPAN
+    t = _no_faster_than_working_set(
+        lambda x: _step_time(params.size_factors, params.crowd_factors, N, lat, inv, x, n),
+        b, span)
     if written is not None and params.written_size_factors:
         w = np.asarray(written, dtype=np.float64)
         if w.any():
-            tw = _step_time(params.written_size_factors,
-                            params.written_crowd_factors or params.crowd_factors, N, lat, inv,
-                            b, n)
+            crowd = params.written_crowd_factors or params.crowd_factors
+            tw = _no_faster_than_working_set(
+                lambda x: _step_time(params.written_size_factors, crowd, N, lat, inv, x, n),
+                b, span)
             t = t + w * (tw - t)
     if params.message_overhead and src is not None and len(b) > 1:
         src, dst = np.asarray(src), np.asarray(dst)
@@ -298,13 +332,14 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
         m = np.maximum(posted[src], posted[dst])
         t = t + params.message_overhead * np.maximum(m - 2, 0)
     if reduce is not None and np.any(reduce):
-        if params.reduce_factors:
-            lf, bf = _factors(params.reduce_factors, b)
-        else:
-            lf, bf = 1.0, 1.0
         g = params.gamma if gamma_scale is None else params.gamma * np.asarray(gamma_scale)
+
+        def reduction(x):
+            lf, bf = _factors(params.reduce_factors, x) if params.reduce_factors else (1.0, 1.0)
+            return params.reduce_overhead * lf + x * g / bf
         rmask = np.broadcast_to(np.asarray(reduce, dtype=bool), b.shape) & live
-        red = np.where(rmask, params.reduce_overhead * lf + b * g / bf, 0.0)
+        red = np.where(rmask, _no_faster_than_working_set(
+            reduction, b, params.working_set / REDUCE_SPAN), 0.0)
         if dst is not None and len(b) > 1:
             # a rank reduces what it received one message after another, once the step's
             # messages are in (the executor's post actions): each of its reducing transfers

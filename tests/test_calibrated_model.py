@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -104,6 +105,36 @@ def test_the_engine_uses_the_hook_ring_and_binomial_by_hand():
     assert slow == pytest.approx(2 * _lone(n) + 1e-6 + 3 * n * G)
     assert simulate(build("allreduce", "binomial", 2), H, n,
                     reduce_scale={1: 3.0}).time_s == pytest.approx(binomial)
+
+
+def test_no_transfer_is_priced_faster_per_byte_than_in_the_collectives_working_set():
+    # a machine whose caches give out at 1 MB: from there each byte moves and reduces at a
+    # quarter of the speed (no latency: the rows pass through the origin)
+    R = 1e-6
+    C = Hockney(alpha=A, beta=B, gamma=G, size_factors=((0.0, 1.0, 1.0), (1e6, 0.0, 0.25)),
+                reduce_overhead=R, reduce_factors=((0.0, 1.0, 1.0), (1e6, 0.0, 0.25)))
+    b = np.array([1e5])
+    assert calibrated_cost(C, A, B, b)[0] == pytest.approx(A + 1e5 * B)
+    # in a working set of 4 MB a transfer's buffers are those of the 2 MB benchmark: 4 B/byte
+    assert calibrated_cost(replace(C, working_set=4e6), A, B, b)[0] == pytest.approx(1e5 * 4 * B)
+    # a reduction's three arrays: 4 MB is the 1.33 MB benchmark's working set
+    red = calibrated_cost(replace(C, working_set=4e6), A, B, b, reduce=np.array([True]))
+    assert red[0] == pytest.approx(1e5 * 4 * B + 1e5 * 4 * G)
+    # the engine sets the working set: input, result and the largest step's scratch
+    assert build("allreduce", "ring", 4).most_received_per_step() == 0.25
+    assert build("allreduce", "recursive-doubling", 4).most_received_per_step() == 1.0
+    n = 800_000
+    # recursive doubling on 2 ranks: 2.4 MB; its 0.8 MB exchange at the 1.2 MB rate
+    rd = simulate(build("allreduce", "recursive-doubling", 2), None, n, params=C)
+    assert rd.time_s == pytest.approx(n * 4 * B + R + n * G)
+    assert rd.params.working_set == 0.0  # the result reports the model as given
+    # ring on 2 ranks: 2.0 MB; its 0.4 MB halves move at the 1 MB rate, but reduce at their
+    # own (2.0 MB is the 0.67 MB reduction's working set, still in cache)
+    ring = simulate(build("allreduce", "ring", 2), None, n, params=C)
+    assert ring.time_s == pytest.approx(2 * (n / 2) * 4 * B + R + (n / 2) * G)
+    # the plain model knows no caches
+    assert simulate(build("allreduce", "ring", 2), None, n, params=Hockney(A, B, G)).time_s \
+        == pytest.approx(2 * (A + n / 2 * B) + n / 2 * G)
 
 
 def test_written_data_is_priced_apart_ring_by_hand():
