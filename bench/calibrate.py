@@ -26,6 +26,11 @@ the rank count you benchmark with: 4 ranks on 2 cores is a different machine fro
     the crowd's shift with ``k`` = 1, 2, 4 messages per step to the next rank, at the smallest
     size: the per-message overhead ``o`` of a rank posting several messages in one step
     (LogGP's o; our ranks post all of a step's messages at once, so the gap g is o here).
+``reducing``
+    the crowd's shift in which every rank reduces the message it receives into its own chunk,
+    at the smallest size: less the shift and the reduction, what a reduction costs inside a
+    step (the rank waited for its message and must run again before its next step can start;
+    with more ranks than cores that is a turn of the scheduler), ``reduce_wait``.
 ``reduce``
     ``np.add(a, b, out=c)`` (float32, three distinct arrays, as the executor reduces) on every
     rank at once, over the same sizes: call overhead and speed per size (caches matter).
@@ -230,11 +235,11 @@ def multi_exchange_schedule(k: int):
                     owner=(0,) * k + (1,) * k)
 
 
-def shift_schedule(nranks: int, k: int = 1):
+def shift_schedule(nranks: int, k: int = 1, reduce: bool = False):
     """One step in which every rank sends ``k`` messages (one chunk each) to the next rank
     and receives ``k`` from the previous: a measurement pattern, written as a ``reduce``-type
-    schedule whose copies land on the chunks the receiver owns (so that it compiles for the
-    executor; it is no collective).
+    schedule whose copies (``reduce``: reductions) land on the chunks the receiver owns (so
+    that it compiles for the executor; it is no collective).
 
     >>> s = shift_schedule(4, 2)
     >>> s.nchunks, len(s.steps[0]), s.steps[0].src.tolist(), s.steps[0].dst.tolist()
@@ -245,8 +250,9 @@ def shift_schedule(nranks: int, k: int = 1):
     p = nranks
     src = [r for r in range(p) for _ in range(k)]
     dst = [(r + 1) % p for r in src]
-    step = make_step(src, dst, False, run_start=list(range(p * k)))
-    return Schedule("reduce", f"shift-x{k}", p, p * k, (step,), owner=tuple(dst))
+    step = make_step(src, dst, reduce, run_start=list(range(p * k)))
+    name = f"{'reducing-' if reduce else ''}shift-x{k}"
+    return Schedule("reduce", name, p, p * k, (step,), owner=tuple(dst))
 
 
 # ------------------------------------------------------------------------------------------
@@ -285,6 +291,13 @@ def _timed(comm, fn, per_call: int, seconds: float, windows: int) -> float:
         _idle(comm)
         best = min(best, comm.allreduce(t, op=MPI.MAX))
     return float(best)
+
+
+def _ranks_on_this_host(comm) -> int:
+    from mpi4py import MPI
+
+    names = comm.allgather(MPI.Get_processor_name())
+    return names.count(MPI.Get_processor_name())
 
 
 def _ones(n: int, dtype) -> np.ndarray:
@@ -420,14 +433,16 @@ def _segments(sizes, times, base_lat: float, base_inv: float, notes: list, what:
 
 
 def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
-              lone_written=None, crowd_written=None) -> dict:
+              lone_written=None, crowd_written=None, reducing_shift=None) -> dict:
     """The calibrated model from the measurements (see the module docstring).
 
     ``lone``, ``crowd`` and ``reduce`` are times per size (seconds), ``multi`` maps k to the
     crowd's step time with k messages each way at ``sizes[0]``; ``lone_written`` and
     ``crowd_written`` (both or neither) the lone and crowd times of data the sender wrote
     itself (the relay, the forwarding shift), which give ``written_size_factors`` and
-    ``written_crowd_factors``; ``lone`` and ``crowd`` are then clean data's. Raises
+    ``written_crowd_factors``; ``lone`` and ``crowd`` are then clean data's.
+    ``reducing_shift`` (the shift with a reduction at ``sizes[0]``) less ``multi[1]`` and the
+    reduction gives ``reduce_wait``. Raises
     :class:`CalibrationError` naming the measurement where a figure cannot be used.
 
     >>> m = fit_model([4, 1024, 4096], [2e-6, 3e-6, 6e-6], [4e-6, 5e-6, 14e-6], 2,
@@ -448,6 +463,8 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     if (lone_written is None) != (crowd_written is None):
         raise CalibrationError("cannot fit a model: give both written-data measurements "
                                "(lone and crowd) or neither")
+    if reducing_shift is not None:
+        _positive("reducing shift", [reducing_shift], [sizes[0]])
     if lone_written is not None:
         _positive("lone relay of written data", lone_written, sizes)
         _positive("crowd forward of written data", crowd_written, sizes)
@@ -516,6 +533,15 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
                          f"crowd's line predicts ({o * 1e6:.2f} us per message); o = 0")
             o = 0.0
         model["message_overhead"] = o
+    if reducing_shift is not None and 1 in multi:
+        # both shifts measured at sizes[0] in one harness: what their difference holds beyond
+        # the np.add call is the reduction's turn inside a step
+        wait = float(reducing_shift) - float(multi[1]) - r0
+        if wait < 0:
+            notes.append(f"reduce wait: the reducing shift is no slower than the shift and the "
+                         f"reduction ({wait * 1e6:.2f} us); 0")
+            wait = 0.0
+        model["reduce_wait"] = wait
     for key in ("alpha", "beta", "gamma", "reduce_overhead", "message_overhead"):
         if not (math.isfinite(model[key]) and model[key] >= 0):
             raise CalibrationError(f"cannot fit a model: {key} = {model[key]!r}")
@@ -692,6 +718,7 @@ class Measurements:
         self.lone, self.crowd = [math.inf] * len(sizes), [math.inf] * len(sizes)
         self.lone_written, self.forward_s = [math.inf] * len(sizes), [math.inf] * len(sizes)
         self.multi = dict.fromkeys(MULTI, math.inf)
+        self.reducing = math.inf
         self.reduce = [math.inf] * len(sizes)
 
     def one_pass(self) -> None:
@@ -710,6 +737,8 @@ class Measurements:
         for k in MULTI:
             self.multi[k] = min(self.multi[k], _pattern_time(
                 comm, comm, shift_schedule(p, k), self.sizes[0], 1, share, per))
+        self.reducing = min(self.reducing, _pattern_time(
+            comm, comm, shift_schedule(p, reduce=True), self.sizes[0], 1, share, per))
         for i, size in enumerate(self.sizes):
             self.reduce[i] = min(self.reduce[i], _reduce_time(comm, size, share, per))
         self.passes += 1
@@ -718,8 +747,20 @@ class Measurements:
         comm, sizes, buffers = self.comm, self.sizes, self.buffers
         p = comm.Get_size()
         env = environment(comm)
+        # the reduction's turn is the scheduler's: only where a host runs more ranks than it
+        # has cores (on 2 ranks on 2 cores the difference measured 0.36 us, which the
+        # collectives did not show: it priced them 14-21% slow below 8 KiB)
+        from mpi4py import MPI
+
+        from collectives.transport import cores
+        shares = comm.allreduce(int(_ranks_on_this_host(comm) > cores()), op=MPI.MAX)
         fitted = fit_model(sizes, self.lone, self.crowd, p, sizes, self.reduce, self.multi,
-                           self.lone_written, forward_step_times(self.forward_s, self.crowd, p))
+                           self.lone_written, forward_step_times(self.forward_s, self.crowd, p),
+                           self.reducing if shares else None)
+        if not shares:
+            fitted["notes"].append(
+                f"reduce wait: not used, every rank has a core of its own (the reducing shift "
+                f"took {(self.reducing - self.multi[1]) * 1e6:.2f} us over the shift)")
         return {
             "format": FORMAT,
             **fitted,
@@ -735,7 +776,8 @@ class Measurements:
             "method": "micro-benchmarks through collectives.mpi_executor.prepare on every "
                       "rank: lone relay (one transfer at a time round every rank) of clean "
                       "and of forwarded data, crowd shift (every rank to the next) of clean "
-                      "data and forwarding, multi-message shift, np.add on every rank; "
+                      "data and forwarding, multi-message shift, reducing shift, np.add on "
+                      "every rank; "
                       f"{buffers} buffers in turn; piecewise factors through the measured "
                       "points (bench/calibrate.py)",
             "measurements": {
@@ -746,6 +788,7 @@ class Measurements:
                 "crowd_forward_s": list(self.forward_s),
                 "multi_exchange_bytes": sizes[0],
                 "multi_exchange_s": {str(k): v for k, v in self.multi.items()},
+                "reducing_shift_s": self.reducing,
                 "reduce_sizes": sizes,
                 "reduce_s": list(self.reduce),
                 "seconds_per_point": self.seconds * self.passes,
@@ -775,6 +818,10 @@ def _print(model: dict) -> None:
               f"{size / cr / 1e9:>11.3f}")
     multi = ", ".join(f"k={k}: {t * 1e6:.2f} us" for k, t in m["multi_exchange_s"].items())
     print(f"# multi-message shift at {m['multi_exchange_bytes']} B: {multi}")
+    if "reducing_shift_s" in m:
+        print(f"# reducing shift at {m['multi_exchange_bytes']} B: "
+              f"{m['reducing_shift_s'] * 1e6:.2f} us (reduce wait "
+              f"{model.get('reduce_wait', 0.0) * 1e6:.2f} us)")
     print(f"# alpha = {model['alpha'] * 1e6:.3f} us, beta = {model['beta'] * 1e9:.4f} ns/B "
           f"({1 / model['beta'] / 1e9:.2f} GB/s), gamma = {model['gamma'] * 1e9:.4f} ns/B, "
           f"reduce overhead = {model['reduce_overhead'] * 1e6:.2f} us, message overhead o = "

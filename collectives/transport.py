@@ -114,16 +114,20 @@ class Transport:
 # every 16 polls otherwise; COLLECTIVES_POLLS_BEFORE_YIELD overrides (0: never yield).
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _polls_before_yield() -> int:
     value = os.environ.get("COLLECTIVES_POLLS_BEFORE_YIELD")
     if value:
         return int(value)
     local = os.environ.get("MPI_LOCALNRANKS") or os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE")
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return 1 if local and local.isdigit() and int(local) > cpus else 16
+    return 1 if local and local.isdigit() and int(local) > cores() else 16
 
 
 POLLS_BEFORE_YIELD = _polls_before_yield()

@@ -68,6 +68,10 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
     meas = m["measurements"]
     assert meas["sizes"] == [4, 32, 256, 2048, 16384]
     assert set(meas["multi_exchange_s"]) == {"1", "2", "4"}
+    # the reduction's turn counts only where the ranks outnumber the cores
+    assert meas["reducing_shift_s"] > 0
+    from collectives.transport import cores
+    assert ("reduce_wait" in m) == (ranks > cores()) and m.get("reduce_wait", 0.0) >= 0
     assert meas["passes"] == 2 and meas["buffers"] == 2 and "lone relay" in m["method"]
     assert proc.stdout.splitlines()[0].startswith(("# MPICH", "# Open MPI"))
     values = load_model_file(model)

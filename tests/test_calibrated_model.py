@@ -217,6 +217,29 @@ def test_fit_with_written_measurements():
     assert forward_step_times([8e-6, 2e-6], [3e-6, 3e-6], 4) == pytest.approx([5e-6, 1e-6])
 
 
+def test_a_reduction_inside_a_step_waits_its_turn():
+    # the reducing shift less the shift (multi k = 1) and the np.add call: reduce_wait
+    m = _measurements()
+    doc = fit_model(**m, reducing_shift=5.5e-6)
+    assert doc["reduce_wait"] == pytest.approx(5.5e-6 - 3e-6 - 0.5e-6)
+    low = fit_model(**m, reducing_shift=3.2e-6)  # faster than its parts: noise, no wait
+    assert low["reduce_wait"] == 0.0 and any("reduce wait" in n for n in low["notes"])
+    assert "reduce_wait" not in fit_model(**m)
+    with pytest.raises(CalibrationError, match="reducing shift"):
+        fit_model(**m, reducing_shift=0.0)
+    # once per reducing rank and step, in proportion to the ranks that reduce (of N = 4):
+    # rank 2 reduces two messages, rank 1 copies: one rank in four, a quarter of the wait
+    w = Hockney(**{**CAL, "reduce_wait": 2e-6})
+    src, dst, red = [1, 3, 0], [2, 2, 1], np.array([True, True, False])
+    got = calibrated_cost(w, A, B, np.full(3, 100.0), reduce=red, src=src, dst=dst)
+    base = calibrated_cost(H, A, B, np.full(3, 100.0), reduce=red, src=src, dst=dst)
+    assert got == pytest.approx(base + np.array([0.5e-6, 0.5e-6, 0.0]))
+    # recursive doubling on 4 ranks: two steps in which every rank reduces, each 2 us longer
+    rd = predict("allreduce", "recursive-doubling", 4, 64, params=w).time_s
+    assert rd == pytest.approx(predict("allreduce", "recursive-doubling", 4, 64,
+                                       params=H).time_s + 4e-6)
+
+
 def _measurements(**change):
     sizes = [4, 1024, 65536, 1 << 20]
     m = dict(sizes=sizes, lone=[2e-6, 2.2e-6, 12e-6, 160e-6],
