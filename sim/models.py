@@ -287,7 +287,9 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     message. Data the sender wrote itself (received or reduced in an earlier step) is read
     by the receiver out of the sender's cache: the written tables are the same two
     measurements forwarding such data (on this 2-core VM 1.4-2.6x the clean lone time from
-    512 KiB to 2 MiB).
+    512 KiB to 2 MiB). Beyond ``N``, a transfer's own round is priced at its own kind and
+    the further rounds at the step's mix: a double binary tree's step sends one written
+    chunk (the broadcast) and one clean (the reduce) each way, not two written ones.
 
     ``working_set`` (set by the simulator for each call: the bytes each rank touches, its
     input and result vectors and its largest step's scratch) puts every transfer in the
@@ -332,7 +334,18 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
             tw = _no_faster_than_working_set(
                 lambda x: _step_time(params.written_size_factors, crowd, N, lat, inv, x, n),
                 b, span)
-            t = t + w * (tw - t)
+            if N > 1 and n > N:
+                # rounds of the step's own messages: each transfer's own round at its own
+                # kind, the further rounds at the step's mix of written and clean data
+                def one(rows, crowd_rows):
+                    return _no_faster_than_working_set(
+                        lambda x: _step_time(rows, crowd_rows, N, lat, inv, x, N), b, span)
+                wc = one(params.size_factors, params.crowd_factors)
+                ww = one(params.written_size_factors, crowd)
+                mix = float(w[live].mean()) if live.any() else 0.0
+                t = (wc + w * (ww - wc)) + (1 - mix) * (t - wc) + mix * (tw - ww)
+            else:
+                t = t + w * (tw - t)
     if params.message_overhead and src is not None and len(b) > 1:
         src, dst = np.asarray(src), np.asarray(dst)
         size = int(max(src.max(), dst.max())) + 1

@@ -168,6 +168,25 @@ def test_written_data_is_priced_apart_ring_by_hand():
     assert r4.time_s > r4_clean.time_s + 4 * A
 
 
+def test_rounds_beyond_the_crowd_are_the_steps_own_mix_of_written_and_clean():
+    # N = 2; a step of four transfers (two each way, as a double binary tree's on 2 ranks),
+    # one written and one clean each way: each transfer's own round at its own kind, the
+    # second round at the step's mix (clean round 0.2 us, written 0.4 us beyond the floor)
+    m = Hockney(alpha=A, beta=B, size_factors=((0.0, 1.0, 1.0),),
+                crowd_factors=((0.0, 2.0, 0.5),), crowd_transfers=2,
+                written_size_factors=((0.0, 1.0, 0.5),),
+                written_crowd_factors=((0.0, 2.0, 0.25),))
+    b = np.full(4, 1000.0)
+    w = np.array([1.0, 0.0, 1.0, 0.0])
+    got = calibrated_cost(m, A, B, b, src=[0, 0, 1, 1], dst=[1, 1, 0, 0], written=w)
+    assert got == pytest.approx(np.array([4.7e-6, 4.5e-6, 4.7e-6, 4.5e-6]))
+    # all written or all clean: the rounds of one kind, as before
+    every = calibrated_cost(m, A, B, b, src=[0, 0, 1, 1], dst=[1, 1, 0, 0], written=np.ones(4))
+    assert every == pytest.approx(np.full(4, 4.8e-6))
+    none = calibrated_cost(m, A, B, b, src=[0, 0, 1, 1], dst=[1, 1, 0, 0], written=np.zeros(4))
+    assert none == pytest.approx(np.full(4, 4.4e-6))
+
+
 def test_sent_written_tracks_chunks_and_falls_back_per_rank():
     ring = build("allreduce", "ring", 4)
     assert [w.tolist() for w in ring.sent_written()] == [[0.0] * 4] + [[1.0] * 4] * 5
