@@ -324,24 +324,22 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     n = int(np.count_nonzero(live))
     N = params.crowd_transfers
     span = params.working_set / TRANSFER_SPAN
-    t = _no_faster_than_working_set(
-        lambda x: _step_time(params.size_factors, params.crowd_factors, N, lat, inv, x, n),
-        b, span)
+
+    def priced(rows, crowd_rows, live_transfers):
+        """The step time from one pair of tables, in the collective's working set."""
+        return _no_faster_than_working_set(
+            lambda x: _step_time(rows, crowd_rows, N, lat, inv, x, live_transfers), b, span)
+    t = priced(params.size_factors, params.crowd_factors, n)
     if written is not None and params.written_size_factors:
         w = np.asarray(written, dtype=np.float64)
         if w.any():
             crowd = params.written_crowd_factors or params.crowd_factors
-            tw = _no_faster_than_working_set(
-                lambda x: _step_time(params.written_size_factors, crowd, N, lat, inv, x, n),
-                b, span)
+            tw = priced(params.written_size_factors, crowd, n)
             if N > 1 and n > N:
                 # rounds of the step's own messages: each transfer's own round at its own
                 # kind, the further rounds at the step's mix of written and clean data
-                def one(rows, crowd_rows):
-                    return _no_faster_than_working_set(
-                        lambda x: _step_time(rows, crowd_rows, N, lat, inv, x, N), b, span)
-                wc = one(params.size_factors, params.crowd_factors)
-                ww = one(params.written_size_factors, crowd)
+                wc = priced(params.size_factors, params.crowd_factors, N)
+                ww = priced(params.written_size_factors, crowd, N)
                 mix = float(w[live].mean()) if live.any() else 0.0
                 t = (wc + w * (ww - wc)) + (1 - mix) * (t - wc) + mix * (tw - ww)
             else:
