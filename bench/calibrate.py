@@ -11,14 +11,17 @@ the rank count you benchmark with: 4 ranks on 2 cores is a different machine fro
     partners that change every step as a tree's do, the other ranks idling the way a
     collective's idle ranks do (polling, yielding their core); time per message, sizes
     ``-b`` .. ``-e`` times ``-f``. Each rank sends its own chunk (clean data); the *written*
-    relay forwards one chunk round the ranks, each sending what it has just received.
+    relay forwards one chunk round the ranks, each sending what it has just received (out
+    of place, as the collectives run: the root's first transfer sends its input, and the
+    clean relay's time is taken off for it).
 ``crowd``
     every rank at once, each sending a message to the next rank and receiving one from the
     previous in one step (a ring shift: ``N`` = N ranks transfers in flight; on 2 ranks the
     exchange 0<->1): the ranks share the host's memory bandwidth and cores as in a ring,
     recursive-doubling or Rabenseifner step, and with more ranks than cores no lucky pairing
     of co-scheduled partners can make it look faster than a collective's steps are; time per
-    step. The *written* crowd forwards, in a second step, the chunk each rank just received.
+    step. The *written* crowd forwards, in a second step, the chunk each rank just received
+    (out of place: the first step sends the input, and the clean shift's time is taken off).
     Data a rank wrote itself is read by its peer out of the writer's cache: a collective's
     later steps send such data, its first steps the input (``written_size_factors``,
     ``written_crowd_factors``; :meth:`collectives.ir.Schedule.sent_written` says which).
@@ -87,7 +90,8 @@ from collectives.plan import MERGE_LIMIT
 __all__ = ["CalibrationError", "Measurements", "calibrate", "calibration_sizes",
            "clean_relay_schedule", "exchange_schedule", "fit_line", "fit_model",
            "forward_schedule", "measure_and_fit", "model_mismatches", "multi_exchange_schedule",
-           "pingpong_schedule", "relay_schedule", "shift_schedule", "write_model"]
+           "pingpong_schedule", "relay_schedule", "relay_transfer_times", "shift_schedule",
+           "write_model"]
 
 FORMAT = "collectives.model/3"
 MULTI = (1, 2, 4)
@@ -146,7 +150,10 @@ def pingpong_schedule():
 def relay_schedule(nranks: int):
     """One chunk relayed round all ``nranks`` ranks, one transfer per step (rank i to rank
     i+1, the last back to rank 0): one transfer in flight at a time, between partners that
-    change every step as a binomial's or a tree's do; on 2 ranks the ping-pong.
+    change every step as a binomial's or a tree's do; on 2 ranks the ping-pong. ``bench
+    calibrate`` runs it out of place: the root sends its input, every other rank forwards
+    what it received (data it wrote), and the root receives into its result buffer
+    (:func:`relay_transfer_times`).
 
     >>> from collectives.verify import verify
     >>> s = relay_schedule(3)
@@ -186,9 +193,14 @@ def clean_relay_schedule(nranks: int):
 def forward_schedule(nranks: int):
     """Two crowd shifts: every rank sends its own chunk to the next rank, then forwards the
     chunk it just received to the next rank (a ring's later steps, which send what the rank
-    received or reduced): the second step sends data its sender wrote. On 2 ranks each rank
-    receives its own chunk back in the second step, so run in place both steps send written
-    data; on more, the first sends clean data.
+    received or reduced): the second step sends data its sender wrote. ``bench calibrate``
+    runs it out of place, as ``bench`` runs the collectives: the first step sends the input
+    and every receive lands in the result buffer. Run in place on 2 ranks, each rank would
+    receive its own chunk back into the place its peer had just read it from, and on a
+    2-vCPU AMD EPYC VM that step cost 0.4-1.5x what a 2-rank ring's forwarding step costs
+    from 256 KiB to 2 MiB (over in some jobs, under in others), while in a job of the slow
+    kind the out-of-place step less the clean shift matched the ring to 6% from 64 KiB to
+    4 MiB (:func:`forward_step_times`; docs/calibration.md).
 
     >>> s = forward_schedule(3)
     >>> [w.tolist() for w in s.sent_written()]
@@ -307,18 +319,21 @@ def _ones(n: int, dtype) -> np.ndarray:
 
 
 def _prepared(schedule, chunk_bytes: int, comm, buffers: int = 1,
-              merge_limit: int = MERGE_LIMIT):
+              merge_limit: int = MERGE_LIMIT, out_of_place: bool = False):
     """The schedule bound to ``buffers`` distinct buffers, run in turn: a collective's steps
     touch a working set several times a message's size (input, result, scratch), and one
     buffer sent back and forth stays in cache and measures a copy faster than any collective
     of that message size sees (Open MPI's 2 MiB shift: 3x the lone ping-pong's rate).
-    ``merge_limit`` 0 runs the steps one at a time (see :func:`collectives.plan.step_groups`)."""
+    ``merge_limit`` 0 runs the steps one at a time (see :func:`collectives.plan.step_groups`);
+    ``out_of_place`` binds an input and a separate result buffer, as ``bench`` runs the
+    collectives (the written benchmarks: see :func:`forward_schedule`)."""
     from collectives.mpi_executor import prepare
 
     # the executor takes no uint8: whole int32 elements, each chunk ``chunk_bytes`` bytes;
     # buffers backed as the benchmarked collectives' are (collectives.memory)
-    preps = [prepare(schedule, _ones(schedule.nchunks * max(chunk_bytes // 4, 1), np.int32),
-                     None, "sum", comm=comm, timeout=60.0, merge_limit=merge_limit)
+    n = schedule.nchunks * max(chunk_bytes // 4, 1)
+    preps = [prepare(schedule, _ones(n, np.int32), _ones(n, np.int32) if out_of_place else None,
+                     "sum", comm=comm, timeout=60.0, merge_limit=merge_limit)
              for _ in range(max(buffers, 1))]
     if len(preps) == 1:
         return preps[0]
@@ -331,8 +346,8 @@ def _prepared(schedule, chunk_bytes: int, comm, buffers: int = 1,
 
 
 def _pattern_time(comm, run_comm, schedule, nbytes, per_call, seconds, windows, buffers=1,
-                  merge_limit=MERGE_LIMIT):
-    prep = _prepared(schedule, nbytes, run_comm, buffers, merge_limit)
+                  merge_limit=MERGE_LIMIT, out_of_place=False):
+    prep = _prepared(schedule, nbytes, run_comm, buffers, merge_limit, out_of_place)
     try:
         return _timed(comm, prep, per_call, seconds, windows)
     finally:
@@ -551,16 +566,31 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
 
 def forward_step_times(forward, crowd, nranks: int) -> list[float]:
     """The crowd's step time with written data from the forwarding shift's two-step times
-    (:func:`forward_schedule`): half of it on 2 ranks (both steps send written data), less
-    the clean shift's time on more (the first step sends clean data); where noise leaves
-    that below nothing, half.
+    (:func:`forward_schedule`, run out of place): less the clean shift's time (its first step
+    sends the input, clean data); where noise leaves that below nothing, half. ``nranks`` is
+    not used: out of place, the first step is clean on 2 ranks too.
 
-    >>> forward_step_times([10.0, 30.0], [4.0, 10.0], 2), forward_step_times([10.0], [4.0], 3)
-    ([5.0, 15.0], [6.0])
+    >>> forward_step_times([10.0, 30.0], [4.0, 10.0], 2), forward_step_times([3.0], [4.0], 3)
+    ([6.0, 20.0], [1.5])
     """
-    if nranks == 2:
-        return [f / 2 for f in forward]
     return [f - c if f - c > 0 else f / 2 for f, c in zip(forward, crowd, strict=True)]
+
+
+def relay_transfer_times(relay, lone, nranks: int) -> list[float]:
+    """The lone transfer time of written data from the written relay's time per transfer
+    (:func:`relay_schedule`, run out of place): of its ``nranks`` transfers the root's first
+    sends the input (clean, the ``lone`` time) and the others forward what they received;
+    where noise leaves that below nothing, the relay's own time.
+
+    >>> relay_transfer_times([3.0, 2.0], [2.0, 6.0], 2), relay_transfer_times([3.0], [1.5], 4)
+    ([4.0, 2.0], [3.5])
+    """
+    p = max(int(nranks), 2)
+    out = []
+    for t, c in zip(relay, lone, strict=True):
+        w = (p * t - c) / (p - 1)
+        out.append(w if w > 0 else t)
+    return out
 
 
 def write_model(path, doc: dict) -> None:
@@ -716,7 +746,7 @@ class Measurements:
         # and once with clean data: a rank's writes are read out of its cache by the peer
         self.clean_relay, self.forward = clean_relay_schedule(p), forward_schedule(p)
         self.lone, self.crowd = [math.inf] * len(sizes), [math.inf] * len(sizes)
-        self.lone_written, self.forward_s = [math.inf] * len(sizes), [math.inf] * len(sizes)
+        self.relay_s, self.forward_s = [math.inf] * len(sizes), [math.inf] * len(sizes)
         self.multi = dict.fromkeys(MULTI, math.inf)
         self.reducing = math.inf
         self.reduce = [math.inf] * len(sizes)
@@ -724,16 +754,20 @@ class Measurements:
     def one_pass(self) -> None:
         comm, p, share, per = self.comm, self.comm.Get_size(), self.seconds, self.windows
 
-        def timed(schedule, size, per_call, merge_limit=MERGE_LIMIT):
+        def timed(schedule, size, per_call, merge_limit=MERGE_LIMIT, out_of_place=False):
             return _pattern_time(comm, comm, schedule, size, per_call, share, per,
-                                 buffers=self.buffers, merge_limit=merge_limit)
+                                 buffers=self.buffers, merge_limit=merge_limit,
+                                 out_of_place=out_of_place)
         for i, size in enumerate(self.sizes):  # interleaved: a slow spell hits all alike
             # one step at a time: no step of the clean relay waits for data of an earlier
             # one, and the executor would start small ones together (no lone transfer then)
             self.lone[i] = min(self.lone[i], timed(self.clean_relay, size, p, merge_limit=0))
-            self.lone_written[i] = min(self.lone_written[i], timed(self.relay, size, p))
+            # out of place, as the collectives run: see forward_schedule
+            self.relay_s[i] = min(self.relay_s[i],
+                                  timed(self.relay, size, p, out_of_place=True))
             self.crowd[i] = min(self.crowd[i], timed(self.shift, size, 1))
-            self.forward_s[i] = min(self.forward_s[i], timed(self.forward, size, 1))
+            self.forward_s[i] = min(self.forward_s[i],
+                                    timed(self.forward, size, 1, out_of_place=True))
         for k in MULTI:
             self.multi[k] = min(self.multi[k], _pattern_time(
                 comm, comm, shift_schedule(p, k), self.sizes[0], 1, share, per))
@@ -754,8 +788,9 @@ class Measurements:
 
         from collectives.transport import cores
         shares = comm.allreduce(int(_ranks_on_this_host(comm) > cores()), op=MPI.MAX)
+        lone_written = relay_transfer_times(self.relay_s, self.lone, p)
         fitted = fit_model(sizes, self.lone, self.crowd, p, sizes, self.reduce, self.multi,
-                           self.lone_written, forward_step_times(self.forward_s, self.crowd, p),
+                           lone_written, forward_step_times(self.forward_s, self.crowd, p),
                            self.reducing if shares else None)
         if not shares:
             fitted["notes"].append(
@@ -784,7 +819,8 @@ class Measurements:
                 "sizes": sizes,
                 "lone_pingpong_s": list(self.lone),
                 "crowd_exchange_s": list(self.crowd),
-                "lone_written_s": list(self.lone_written),
+                "lone_relay_s": list(self.relay_s),
+                "lone_written_s": lone_written,
                 "crowd_forward_s": list(self.forward_s),
                 "multi_exchange_bytes": sizes[0],
                 "multi_exchange_s": {str(k): v for k, v in self.multi.items()},

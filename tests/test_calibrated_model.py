@@ -210,7 +210,7 @@ def test_sent_written_tracks_chunks_and_falls_back_per_rank():
 
 
 def test_fit_with_written_measurements():
-    from bench.calibrate import forward_step_times
+    from bench.calibrate import forward_step_times, relay_transfer_times
 
     m = _measurements()
     lone_w = [3e-6, 3.4e-6, 20e-6, 300e-6]
@@ -231,9 +231,14 @@ def test_fit_with_written_measurements():
         fit_model(**m, lone_written=lone_w)
     with pytest.raises(CalibrationError, match=r"lone relay of written data .* 1024 B"):
         fit_model(**m, lone_written=[3e-6, 0.0, 2e-5, 3e-4], crowd_written=crowd_w)
-    # the forwarding shift: both steps written on 2 ranks, the first clean on more
-    assert forward_step_times([8e-6], [3e-6], 2) == [4e-6]
+    # the forwarding shift, run out of place: its first step sends the clean input on any
+    # rank count; noise below the clean shift leaves half of it
+    assert forward_step_times([8e-6], [3e-6], 2) == pytest.approx([5e-6])
     assert forward_step_times([8e-6, 2e-6], [3e-6, 3e-6], 4) == pytest.approx([5e-6, 1e-6])
+    # the written relay, out of place: of p transfers the root's first is clean
+    assert relay_transfer_times([3e-6], [2e-6], 2) == pytest.approx([4e-6])
+    assert relay_transfer_times([3e-6], [1e-6], 3) == pytest.approx([4e-6])
+    assert relay_transfer_times([1e-6], [3e-6], 2) == pytest.approx([1e-6])
 
 
 def test_a_reduction_inside_a_step_waits_its_turn():
