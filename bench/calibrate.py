@@ -564,27 +564,37 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     return model
 
 
-def forward_step_times(forward, crowd, nranks: int) -> list[float]:
+def forward_step_times(forward, crowd, nranks: int, inplace: bool = False) -> list[float]:
     """The crowd's step time with written data from the forwarding shift's two-step times
-    (:func:`forward_schedule`, run out of place): less the clean shift's time (its first step
-    sends the input, clean data); where noise leaves that below nothing, half. ``nranks`` is
-    not used: out of place, the first step is clean on 2 ranks too.
+    (:func:`forward_schedule`): less the clean shift's time (its first step sends the input,
+    clean data), but for 2 ranks run ``inplace``, where both steps send written data (each
+    rank's chunk came back in the step before) and it is half; where noise leaves the
+    difference below nothing, half too.
 
     >>> forward_step_times([10.0, 30.0], [4.0, 10.0], 2), forward_step_times([3.0], [4.0], 3)
     ([6.0, 20.0], [1.5])
+    >>> forward_step_times([10.0], [4.0], 2, inplace=True)
+    [5.0]
     """
+    if inplace and nranks == 2:
+        return [f / 2 for f in forward]
     return [f - c if f - c > 0 else f / 2 for f, c in zip(forward, crowd, strict=True)]
 
 
-def relay_transfer_times(relay, lone, nranks: int) -> list[float]:
+def relay_transfer_times(relay, lone, nranks: int, inplace: bool = False) -> list[float]:
     """The lone transfer time of written data from the written relay's time per transfer
-    (:func:`relay_schedule`, run out of place): of its ``nranks`` transfers the root's first
+    (:func:`relay_schedule`): out of place, of its ``nranks`` transfers the root's first
     sends the input (clean, the ``lone`` time) and the others forward what they received;
-    where noise leaves that below nothing, the relay's own time.
+    where noise leaves that below nothing, the relay's own time. Run ``inplace``, every
+    transfer sends written data (the root's chunk came back the call before): the relay's.
 
     >>> relay_transfer_times([3.0, 2.0], [2.0, 6.0], 2), relay_transfer_times([3.0], [1.5], 4)
     ([4.0, 2.0], [3.5])
+    >>> relay_transfer_times([3.0], [2.0], 2, inplace=True)
+    [3.0]
     """
+    if inplace:
+        return list(relay)
     p = max(int(nranks), 2)
     out = []
     for t, c in zip(relay, lone, strict=True):
@@ -600,9 +610,11 @@ def write_model(path, doc: dict) -> None:
     write_atomic(path, json.dumps(doc, indent=1) + "\n")
 
 
-def model_mismatches(path, host: str | None, library: str | None, ranks) -> list[str]:
+def model_mismatches(path, host: str | None, library: str | None, ranks,
+                     inplace=None) -> list[str]:
     """One line per way the model file at ``path`` was calibrated elsewhere than where it is
-    used: another machine (host), MPI library or rank count (``ranks`` an int or a set).
+    used: another machine (host), MPI library, rank count (``ranks`` an int or a set) or
+    placement of the result (``inplace`` a bool or a set of them; None: not checked).
 
     >>> import json, os, tempfile
     >>> p = os.path.join(tempfile.mkdtemp(), "m.json")
@@ -616,6 +628,10 @@ def model_mismatches(path, host: str | None, library: str | None, ranks) -> list
     model file ...m.json' was calibrated on host 'a', not 'b'
     model file ...m.json' was calibrated under MPICH 5.0.2, not Open MPI 5.0.11
     model file ...m.json' was calibrated at 2 ranks, used here for 4: calibrate at each rank count
+    >>> with open(p, "w") as f:
+    ...     json.dump({"inplace": False, "size_factors": [[0, 1, 1]]}, f)
+    >>> print(*model_mismatches(p, None, None, 2, inplace=True))  # doctest: +ELLIPSIS
+    model file ...m.json' was calibrated for out-of-place collectives, used here in place: ...
     """
     try:
         doc = json.loads(Path(path).read_text())
@@ -634,6 +650,11 @@ def model_mismatches(path, host: str | None, library: str | None, ranks) -> list
         out.append(f"{name} was calibrated at {doc['ranks']} ranks, used here for "
                    f"{', '.join(map(str, sorted(used - {doc['ranks']})))}: calibrate at each "
                    f"rank count")
+    used_inplace = {inplace} if isinstance(inplace, bool) else set(inplace or ())
+    if isinstance(doc.get("inplace"), bool) and used_inplace - {doc["inplace"]}:
+        was, now = ("in-place", "out of place") if doc["inplace"] else ("out-of-place", "in place")
+        out.append(f"{name} was calibrated for {was} collectives, used here {now}: calibrate "
+                   f"with --inplace {int(not doc['inplace'])}")
     if not doc.get("size_factors"):
         out.append(f"{name} has no calibrated size factors (an alpha/beta/gamma file): "
                    f"predictions use the plain Hockney model")
@@ -679,6 +700,10 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
     p.add_argument("--passes", type=int, default=PASSES,
                    help="passes through all sizes that each size's --time and --windows are "
                         f"spread over, so that a slow spell spoils one pass only ({PASSES})")
+    p.add_argument("--inplace", type=int, choices=(0, 1), default=0,
+                   help="calibrate for in-place collectives (bench --inplace 1): the "
+                        "written-data benchmarks run in place (default 0: out of place, as "
+                        "bench runs them by default)")
     a = p.parse_args(args)
     if a.passes < 1:
         raise UsageError("argument --passes: must be >= 1")
@@ -696,7 +721,8 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
     sizes = calibration_sizes(a.minbytes, a.maxbytes, a.stepfactor)
     if len(sizes) < 2:
         raise UsageError("calibrate: -b .. -e with -f gives fewer than two sizes")
-    model = measure_and_fit(comm, sizes, a.time, a.windows, a.buffers, a.passes)
+    model = measure_and_fit(comm, sizes, a.time, a.windows, a.buffers, a.passes,
+                            bool(a.inplace))
     env = model["environment"]
     if verbose and rank == 0:
         for line in header_lines(env):
@@ -710,15 +736,16 @@ def calibrate(comm=None, args=None, verbose: bool = True) -> dict:
 
 
 def measure_and_fit(comm, sizes: list[int], seconds: float, windows: int,
-                    buffers: int = BUFFERS, passes: int = PASSES) -> dict:
+                    buffers: int = BUFFERS, passes: int = PASSES, inplace: bool = False) -> dict:
     """Run every micro-benchmark on ``comm`` (all its ranks) and fit; the model document.
     ``buffers``: distinct buffers each message benchmark cycles through (see ``_prepared``);
-    ``seconds`` and ``windows`` per size are spread over ``passes`` passes through the sizes."""
+    ``seconds`` and ``windows`` per size are spread over ``passes`` passes through the sizes;
+    ``inplace``: the written-data benchmarks run in place (for in-place collectives)."""
     # the windows of one size are spread over ``passes`` passes through all sizes, so that a
     # slow spell of the shared machine (another job's burst, seconds long) spoils one pass's
     # figure of a size and not all of them; each figure is the fastest over the passes
     m = Measurements(comm, sizes, seconds / passes, max(1, math.ceil(windows / passes)),
-                     buffers)
+                     buffers, inplace)
     for _ in range(passes):
         m.one_pass()
     return m.fit()
@@ -734,9 +761,11 @@ class Measurements:
     """
 
     def __init__(self, comm, sizes: list[int], seconds: float, windows: int,
-                 buffers: int = BUFFERS):
+                 buffers: int = BUFFERS, inplace: bool = False):
         self.comm, self.sizes, self.seconds, self.windows = comm, sizes, seconds, windows
         self.buffers, self.passes = buffers, 0
+        # the written benchmarks run as the predicted collectives will (see forward_schedule)
+        self.inplace = bool(inplace)
         p = comm.Get_size()
         # the lone transfer relays round every rank, not between two fixed partners: with
         # more ranks than cores a fixed pair keeps both cores while the others sleep, and no
@@ -762,12 +791,12 @@ class Measurements:
             # one step at a time: no step of the clean relay waits for data of an earlier
             # one, and the executor would start small ones together (no lone transfer then)
             self.lone[i] = min(self.lone[i], timed(self.clean_relay, size, p, merge_limit=0))
-            # out of place, as the collectives run: see forward_schedule
-            self.relay_s[i] = min(self.relay_s[i],
-                                  timed(self.relay, size, p, out_of_place=True))
+            # in place or out of place, as the collectives run: see forward_schedule
+            oop = not self.inplace
+            self.relay_s[i] = min(self.relay_s[i], timed(self.relay, size, p, out_of_place=oop))
             self.crowd[i] = min(self.crowd[i], timed(self.shift, size, 1))
             self.forward_s[i] = min(self.forward_s[i],
-                                    timed(self.forward, size, 1, out_of_place=True))
+                                    timed(self.forward, size, 1, out_of_place=oop))
         for k in MULTI:
             self.multi[k] = min(self.multi[k], _pattern_time(
                 comm, comm, shift_schedule(p, k), self.sizes[0], 1, share, per))
@@ -788,10 +817,10 @@ class Measurements:
 
         from collectives.transport import cores
         shares = comm.allreduce(int(_ranks_on_this_host(comm) > cores()), op=MPI.MAX)
-        lone_written = relay_transfer_times(self.relay_s, self.lone, p)
+        lone_written = relay_transfer_times(self.relay_s, self.lone, p, self.inplace)
+        crowd_written = forward_step_times(self.forward_s, self.crowd, p, self.inplace)
         fitted = fit_model(sizes, self.lone, self.crowd, p, sizes, self.reduce, self.multi,
-                           lone_written, forward_step_times(self.forward_s, self.crowd, p),
-                           self.reducing if shares else None)
+                           lone_written, crowd_written, self.reducing if shares else None)
         if not shares:
             fitted["notes"].append(
                 f"reduce wait: not used, every rank has a core of its own (the reducing shift "
@@ -807,6 +836,7 @@ class Measurements:
             "library": env.get("library"),
             "library_version": env.get("library_version"),
             "ranks": p,
+            "inplace": self.inplace,
             "date": env["date"],
             "method": "micro-benchmarks through collectives.mpi_executor.prepare on every "
                       "rank: lone relay (one transfer at a time round every rank) of clean "

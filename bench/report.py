@@ -496,7 +496,9 @@ def main(argv: list[str] | None = None) -> int:
 
         for path, env, records, _ in runs:
             for line in model_mismatches(args.model_file, env.get("host"), env.get("library"),
-                                         {int(r["ranks"]) for r in records}):
+                                         {int(r["ranks"]) for r in records},
+                                         {bool(r["inplace"]) for r in records
+                                          if isinstance(r.get("inplace"), bool | int)}):
                 print(f"python -m bench report: warning: {line} ({path})", file=sys.stderr)
     try:
         per_run = []

@@ -463,7 +463,8 @@ def _auto_params(comm, a, p: int, say: bool):
             from mpi4py import MPI
 
             for line in model_mismatches(a.model_file, socket.gethostname(),
-                                         library_name(MPI.Get_library_version()), p):
+                                         library_name(MPI.Get_library_version()), p,
+                                         bool(a.inplace)):
                 print(f"python -m bench: warning: {line}", file=sys.stderr, flush=True)
         return model_params("hockney", **values), f"model file {a.model_file}"
     if p < 2:
@@ -473,7 +474,7 @@ def _auto_params(comm, a, p: int, say: bool):
 
     t0 = time.perf_counter()
     sizes = calibration_sizes(4, max(16 << 20, a.maxbytes), 4.0)
-    doc = measure_and_fit(comm, sizes, 0.02, 3)
+    doc = measure_and_fit(comm, sizes, 0.02, 3, inplace=bool(a.inplace))
     return _model_of(doc), (f"short calibration on {p} ranks "
                             f"({time.perf_counter() - t0:.1f} s)")
 
@@ -522,7 +523,8 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
         # at least up to 64 KiB: below it a reduction costs its call, and a sweep to 4 KiB
         # left its per-byte cost to noise (one CI run: 0.673 us at 2 and at 4 KiB, no fit)
         calibration = Measurements(comm, calibration_sizes(4, max(a.maxbytes, 64 << 10), 2.0),
-                                   SECONDS / PASSES, max(1, -(-WINDOWS // PASSES)))
+                                   SECONDS / PASSES, max(1, -(-WINDOWS // PASSES)),
+                                   inplace=bool(a.inplace))
     a.auto_params = None
     if "auto" in names:
         if a.backend != "mpi":

@@ -64,7 +64,7 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
         assert isinstance(m[key], float) and m[key] > 0, m
     assert m["alpha"] < 1e-2 and m["beta"] < 1e-6 and m["gamma"] < 1e-6
     assert m["library"].startswith(("MPICH", "Open MPI")) and m["host"] and m["date"]
-    assert m["ranks"] == ranks and m["crowd_transfers"] == ranks
+    assert m["ranks"] == ranks and m["crowd_transfers"] == ranks and m["inplace"] is False
     meas = m["measurements"]
     # up to 1 MiB: with 4 ranks on 2 cores, 4 B to 16 KiB once all measured 16.4 us in one
     # (loaded) run, which leaves no bandwidth to fit
@@ -134,18 +134,29 @@ def test_sweep_calibrated_in_the_run_and_reported_from_its_own_model(tmp_path, c
 @needs_mpi
 def test_auto_predicts_from_the_runs_own_first_calibration_pass(tmp_path):
     """--calibrate with auto and no --model-file: no separate short calibration; auto takes
-    the first pass's model, and the pass still counts as the first sweep pass's."""
+    the first pass's model, and the pass still counts as the first sweep pass's. In place
+    (--inplace 1), the calibration's written-data benchmarks run in place too, and the model
+    says so: used for out-of-place runs, it warns."""
     out = tmp_path / "r.json"
     proc = launch(2, ["-m", "bench", "-b", "8", "-e", "4K", "-f", "64", "-n", "3", "-w", "1",
                       "--algorithms", "ring,auto,native", "--passes", "2", "--calibrate",
-                      "--json", str(out)], timeout=120)
+                      "--inplace", "1", "--json", str(out)], timeout=120)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert "from the first pass of this run's calibration" in proc.stdout
     assert "short calibration" not in proc.stdout
     doc = json.loads(out.read_text())
-    assert doc["model"]["measurements"]["passes"] == 2
+    assert doc["model"]["measurements"]["passes"] == 2 and doc["model"]["inplace"] is True
     autos = [r for r in doc["records"] if r["algorithm"] == "auto"]
     assert [r["size"] for r in autos] == [8, 512] and all(r["wrong"] == 0 for r in autos)
+    assert all(r["inplace"] is True for r in doc["records"])
+    model = tmp_path / "model.json"
+    model.write_text(json.dumps(doc["model"]))
+    proc = launch(2, ["-m", "bench", "-b", "8", "-e", "8", "-n", "3", "-w", "1",
+                      "--algorithms", "auto", "--model-file", str(model)], timeout=120)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert re.search(r"warning: model file .*model\.json' was calibrated for in-place "
+                     r"collectives, used here out of place: calibrate with --inplace 0",
+                     proc.stderr), proc.stderr
 
 
 @needs_mpi
