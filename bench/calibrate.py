@@ -12,8 +12,8 @@ the rank count you benchmark with: 4 ranks on 2 cores is a different machine fro
     collective's idle ranks do (polling, yielding their core); time per message, sizes
     ``-b`` .. ``-e`` times ``-f``. Each rank sends its own chunk (clean data); the *written*
     relay forwards one chunk round the ranks, each sending what it has just received (out
-    of place, as the collectives run: the root's first transfer sends its input, and the
-    clean relay's time is taken off for it).
+    of place, as ``bench`` runs the collectives by default: the root's first transfer sends
+    its input, and the clean relay's time is taken off for it; ``--inplace 1``: in place).
 ``crowd``
     every rank at once, each sending a message to the next rank and receiving one from the
     previous in one step (a ring shift: ``N`` = N ranks transfers in flight; on 2 ranks the
@@ -151,9 +151,9 @@ def relay_schedule(nranks: int):
     """One chunk relayed round all ``nranks`` ranks, one transfer per step (rank i to rank
     i+1, the last back to rank 0): one transfer in flight at a time, between partners that
     change every step as a binomial's or a tree's do; on 2 ranks the ping-pong. ``bench
-    calibrate`` runs it out of place: the root sends its input, every other rank forwards
-    what it received (data it wrote), and the root receives into its result buffer
-    (:func:`relay_transfer_times`).
+    calibrate`` runs it out of place (but with ``--inplace 1``): the root sends its input,
+    every other rank forwards what it received (data it wrote), and the root receives into
+    its result buffer (:func:`relay_transfer_times`).
 
     >>> from collectives.verify import verify
     >>> s = relay_schedule(3)
@@ -194,7 +194,8 @@ def forward_schedule(nranks: int):
     """Two crowd shifts: every rank sends its own chunk to the next rank, then forwards the
     chunk it just received to the next rank (a ring's later steps, which send what the rank
     received or reduced): the second step sends data its sender wrote. ``bench calibrate``
-    runs it out of place, as ``bench`` runs the collectives: the first step sends the input
+    runs it out of place (but with ``--inplace 1``), as ``bench`` runs the collectives by
+    default: the first step sends the input
     and every receive lands in the result buffer. Run in place on 2 ranks, each rank would
     receive its own chunk back into the place its peer had just read it from, and on a
     2-vCPU AMD EPYC VM that step cost 0.4-1.5x what a 2-rank ring's forwarding step costs
@@ -787,12 +788,13 @@ class Measurements:
             return _pattern_time(comm, comm, schedule, size, per_call, share, per,
                                  buffers=self.buffers, merge_limit=merge_limit,
                                  out_of_place=out_of_place)
+        # the written benchmarks in place or out of place, as the collectives run (see
+        # forward_schedule)
+        oop = not self.inplace
         for i, size in enumerate(self.sizes):  # interleaved: a slow spell hits all alike
             # one step at a time: no step of the clean relay waits for data of an earlier
             # one, and the executor would start small ones together (no lone transfer then)
             self.lone[i] = min(self.lone[i], timed(self.clean_relay, size, p, merge_limit=0))
-            # in place or out of place, as the collectives run: see forward_schedule
-            oop = not self.inplace
             self.relay_s[i] = min(self.relay_s[i], timed(self.relay, size, p, out_of_place=oop))
             self.crowd[i] = min(self.crowd[i], timed(self.shift, size, 1))
             self.forward_s[i] = min(self.forward_s[i],
@@ -841,8 +843,9 @@ class Measurements:
             "method": "micro-benchmarks through collectives.mpi_executor.prepare on every "
                       "rank: lone relay (one transfer at a time round every rank) of clean "
                       "and of forwarded data, crowd shift (every rank to the next) of clean "
-                      "data and forwarding, multi-message shift, reducing shift, np.add on "
-                      "every rank; "
+                      "data and forwarding (the forwarded data "
+                      f"{'in place' if self.inplace else 'out of place'}), multi-message "
+                      "shift, reducing shift, np.add on every rank; "
                       f"{buffers} buffers in turn; piecewise factors through the measured "
                       "points (bench/calibrate.py)",
             "measurements": {
