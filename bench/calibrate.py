@@ -818,11 +818,13 @@ class Measurements:
         from mpi4py import MPI
 
         from collectives.transport import cores
-        shares = comm.allreduce(int(_ranks_on_this_host(comm) > cores()), op=MPI.MAX)
+        ranks_per_core = comm.allreduce(_ranks_on_this_host(comm) / cores(), op=MPI.MAX)
+        shares = ranks_per_core > 1
         lone_written = relay_transfer_times(self.relay_s, self.lone, p, self.inplace)
         crowd_written = forward_step_times(self.forward_s, self.crowd, p, self.inplace)
         fitted = fit_model(sizes, self.lone, self.crowd, p, sizes, self.reduce, self.multi,
                            lone_written, crowd_written, self.reducing if shares else None)
+        fitted["ranks_per_core"] = float(ranks_per_core)
         if not shares:
             fitted["notes"].append(
                 f"reduce wait: not used, every rank has a core of its own (the reducing shift "

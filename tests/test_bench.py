@@ -65,6 +65,9 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
     assert m["alpha"] < 1e-2 and m["beta"] < 1e-6 and m["gamma"] < 1e-6
     assert m["library"].startswith(("MPICH", "Open MPI")) and m["host"] and m["date"]
     assert m["ranks"] == ranks and m["crowd_transfers"] == ranks and m["inplace"] is False
+    from collectives.transport import cores
+
+    assert m["ranks_per_core"] == pytest.approx(ranks / cores())
     meas = m["measurements"]
     # up to 1 MiB: with 4 ranks on 2 cores, 4 B to 16 KiB once all measured 16.4 us in one
     # (loaded) run, which leaves no bandwidth to fit

@@ -527,3 +527,26 @@ def test_auto_ties_within_the_margin_go_to_the_fewest_steps():
     assert pick.predicted_s <= 1.1 * strict.predicted_s
     with pytest.raises(ValueError, match="margin must be a fraction >= 0"):
         choose("allreduce", 4, 8, 4, H, margin=-1.0)
+
+
+def test_with_a_core_per_rank_a_mixed_step_takes_the_longer_of_its_clean_and_written_rounds():
+    # the model of the test above, calibrated with a core per rank: the clean rounds of all
+    # four messages (4.4 us) or the written rounds of the written ones, whichever is longer
+    m = Hockney(alpha=A, beta=B, size_factors=((0.0, 1.0, 1.0),),
+                crowd_factors=((0.0, 2.0, 0.5),), crowd_transfers=2,
+                written_size_factors=((0.0, 1.0, 0.5),),
+                written_crowd_factors=((0.0, 2.0, 0.25),), ranks_per_core=1.0)
+    b = np.full(4, 1000.0)
+    src, dst = [0, 0, 1, 1], [1, 1, 0, 0]
+    one_each = calibrated_cost(m, A, B, b, src=src, dst=dst, written=np.array([1.0, 0, 1, 0]))
+    assert one_each == pytest.approx(np.full(4, 4.4e-6))  # one written round: 4.4 us too
+    # three written of four: 1.5 written rounds (4.6 us) outlast the clean ones
+    three = calibrated_cost(m, A, B, b, src=src, dst=dst, written=np.array([1.0, 1, 1, 0]))
+    assert three == pytest.approx(np.full(4, 4.6e-6))
+    # all of one kind: the rounds of that kind, as with shared cores
+    every = calibrated_cost(m, A, B, b, src=src, dst=dst, written=np.ones(4))
+    assert every == pytest.approx(np.full(4, 4.8e-6))
+    # ranks sharing cores (or not known, 0): the rounds add up as before
+    shared = replace(m, ranks_per_core=2.0)
+    got = calibrated_cost(shared, A, B, b, src=src, dst=dst, written=np.array([1.0, 0, 1, 0]))
+    assert got == pytest.approx(np.array([4.7e-6, 4.5e-6, 4.7e-6, 4.5e-6]))
