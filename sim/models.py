@@ -348,20 +348,21 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
         w = np.asarray(written, dtype=np.float64)
         if w.any():
             crowd = params.written_crowd_factors or params.crowd_factors
-            tw = priced(params.written_size_factors, crowd, n)
             mix = float(w[live].mean()) if live.any() else 0.0
-            if N > 1 and n > N and 0.0 < mix < 1.0 and 0.0 < params.ranks_per_core <= 1.0:
+            beyond = N > 1 and n > N
+            if beyond and 0.0 < mix < 1.0 and 0.0 < params.ranks_per_core <= 1.0:
                 # a core per rank: the clean rounds of all the step's messages or the
                 # written rounds of its written ones, whichever is longer
                 t = np.maximum(t, priced(params.written_size_factors, crowd, max(mix * n, N)))
-            elif N > 1 and n > N:
+            elif beyond:
                 # rounds of the step's own messages: each transfer's own round at its own
                 # kind, the further rounds at the step's mix of written and clean data
+                tw = priced(params.written_size_factors, crowd, n)
                 wc = priced(params.size_factors, params.crowd_factors, N)
                 ww = priced(params.written_size_factors, crowd, N)
                 t = (wc + w * (ww - wc)) + (1 - mix) * (t - wc) + mix * (tw - ww)
             else:
-                t = t + w * (tw - t)
+                t = t + w * (priced(params.written_size_factors, crowd, n) - t)
     if params.message_overhead and src is not None and len(b) > 1:
         src, dst = np.asarray(src), np.asarray(dst)
         size = int(max(src.max(), dst.max())) + 1
