@@ -451,6 +451,53 @@ def _spread_lines(per_run: list[list[dict]]) -> list[str]:
     return lines
 
 
+def written_penalty(model_doc) -> float | None:
+    """How many times the clean crowd step a crowd step of written data took in a model's
+    calibration: the median over its sizes from 64 KiB (``bench calibrate``'s forwarding
+    shift against its shift); None where the document lacks them. A machine whose speed of
+    written data switches shows it here first (docs/calibration.md).
+
+    >>> m = {"ranks": 2, "inplace": False, "measurements": {"sizes": [4, 65536, 131072],
+    ...      "crowd_exchange_s": [1.0, 2.0, 4.0], "crowd_forward_s": [2.0, 8.0, 16.0]}}
+    >>> written_penalty(m)
+    3.0
+    """
+    from bench.calibrate import forward_step_times
+
+    m = model_doc.get("measurements") if isinstance(model_doc, dict) else None
+    try:
+        sizes, crowd, fwd = m["sizes"], m["crowd_exchange_s"], m["crowd_forward_s"]
+        # files from before the "inplace" field ran the forwarding shift in place
+        steps = forward_step_times(fwd, crowd, int(model_doc["ranks"]),
+                                   bool(model_doc.get("inplace", True)))
+        ratios = [w / c for s, w, c in zip(sizes, steps, crowd, strict=True)
+                  if s >= 64 << 10 and c > 0]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return float(np.median(ratios)) if ratios else None
+
+
+def _penalty_lines(paths: list[str]) -> list[str]:
+    """One line where the runs' calibrations disagree 2x or more on written data."""
+    found = []
+    for i, path in enumerate(paths):
+        try:
+            doc = json.loads(Path(path).read_text()).get("model")
+        except (OSError, ValueError, AttributeError):
+            return []
+        w = written_penalty(doc)
+        if w is None:
+            return []
+        found.append((w, i + 1))
+    if len(found) < 2 or max(found)[0] < 2 * min(found)[0]:
+        return []
+    runs = ", ".join(f"{w:.1f}x (run {i})" for w, i in sorted(found))
+    return [f"# the runs' calibrations disagree on data the sender wrote: a crowd step of it "
+            f"from 64 KiB took {runs} the clean one; a machine whose speed of written data "
+            f"switches (docs/calibration.md): the runs' predictions of steps that send such "
+            f"data differ as much"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench report",
@@ -564,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     rep = repeatability(rows) if len(runs) > 1 else []
     if len(per_run) > 1:
         accuracy_lines += _spread_lines(per_run)
+        if in_run:
+            accuracy_lines += _penalty_lines(args.results)
     if rep:
         accuracy_lines += _repeatability_lines(rep, len(runs))
     tw = twins(rows)

@@ -411,6 +411,29 @@ def test_report_gives_the_runs_own_spread(tmp_path, capsys):
     assert "repeatability" not in capsys.readouterr().out
 
 
+def test_report_says_when_the_runs_calibrations_disagree_on_written_data(tmp_path, capsys):
+    # the forwarding shift's written step (two steps less the shift) against the shift, from
+    # 64 KiB: 1.5x in two runs, 5x in the third (a machine that switched speeds)
+    def run(i, penalty):
+        sizes = [4, 1 << 16, 1 << 20]
+        crowd = [1e-6, 1e-5, 1e-4]
+        meas = {"sizes": sizes, "crowd_exchange_s": crowd,
+                "crowd_forward_s": [c * (1 + penalty) for c in crowd]}
+        doc = {**_records(H), "model": {**CAL, "ranks": 2, "inplace": False,
+                                        "measurements": meas}}
+        path = tmp_path / f"run{i}.json"
+        path.write_text(json.dumps(doc))
+        return str(path)
+    runs = [run(1, 1.5), run(2, 1.5), run(3, 5.0)]
+    assert report_main([*runs, "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert ("# the runs' calibrations disagree on data the sender wrote: a crowd step of it "
+            "from 64 KiB took 1.5x (run 1), 1.5x (run 2), 5.0x (run 3) the clean one") in out
+    # within 2x of each other: nothing to say
+    assert report_main([*runs[:2], run(4, 2.5), "--out", str(tmp_path / "s")]) == 0
+    assert "disagree on data the sender wrote" not in capsys.readouterr().out
+
+
 def test_report_warns_about_a_model_from_elsewhere(tmp_path, capsys):
     model = tmp_path / "model.json"
     write_model(model, {**CAL, "host": "there", "library": "Open MPI 5.0.11", "ranks": 4})
