@@ -195,13 +195,13 @@ def forward_schedule(nranks: int):
     chunk it just received to the next rank (a ring's later steps, which send what the rank
     received or reduced): the second step sends data its sender wrote. ``bench calibrate``
     runs it out of place (but with ``--inplace 1``), as ``bench`` runs the collectives by
-    default: the first step sends the input
-    and every receive lands in the result buffer. Run in place on 2 ranks, each rank would
-    receive its own chunk back into the place its peer had just read it from, and on a
-    2-vCPU AMD EPYC VM that step cost 0.4-1.5x what a 2-rank ring's forwarding step costs
-    from 256 KiB to 2 MiB (over in some jobs, under in others), while in a job of the slow
-    kind the out-of-place step less the clean shift matched the ring to 6% from 64 KiB to
-    4 MiB (:func:`forward_step_times`; docs/calibration.md).
+    default: the first step sends the input and every receive lands in the result buffer.
+    Run in place on 2 ranks, each rank would receive its own chunk back into the place its
+    peer had just read it from, and on a 2-vCPU AMD EPYC VM that step cost 0.4-1.5x what a
+    2-rank ring's forwarding step costs from 256 KiB to 2 MiB (over in some jobs, under in
+    others), while in a job of the slow kind the out-of-place step less the clean shift
+    matched the ring to 6% from 64 KiB to 4 MiB (:func:`forward_step_times`;
+    docs/calibration.md).
 
     >>> s = forward_schedule(3)
     >>> [w.tolist() for w in s.sent_written()]
