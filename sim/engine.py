@@ -325,19 +325,25 @@ def _step_loop(run, check):
     totals = Totals(fabric, p)
     # a calibrated machine prices data a sender wrote itself apart (Schedule.sent_written):
     # steps that share arrays but not those fractions (a ring's first step) are apart too
-    written = (schedule.sent_written() if is_calibrated(params)
-               and params.written_size_factors else None)
+    # (with a crowd figure of its own for data a reduction wrote: Schedule.sent_written_kinds)
+    written = None
+    if is_calibrated(params) and params.written_size_factors:
+        written = (schedule.sent_written_kinds() if params.reduced_crowd_factors
+                   else [(w, None) for w in schedule.sent_written()])
     if written is None:
         keys = [step_key(st) for st in steps]
     else:
         digests: dict = {}  # per written array (steps often share one): a 16-byte digest
 
         def tag(w) -> bytes:
+            if w is None:
+                return b""
             got = digests.get(id(w))
             if got is None:
                 got = digests[id(w)] = hashlib.blake2b(w.tobytes(), digest_size=16).digest()
             return got
-        keys = [(*step_key(st), tag(w)) for st, w in zip(steps, written, strict=True)]
+        keys = [(*step_key(st), tag(w), tag(r)) for st, (w, r) in zip(steps, written,
+                                                                         strict=True)]
     # A run of equal steps may be applied as a translation (module docstring): not where the
     # timeline is kept or LogGP's send gaps carry state, and only with bytes fixed per entry.
     can_shift = not keep and not loggp and uniform

@@ -55,7 +55,8 @@ class Entry:
 
     def __init__(self, step, pat, fabric, params, fkey, rscale=None, written=None):
         self.pat = pat
-        # per transfer, the fraction of its data its sender wrote earlier (None: not costed)
+        # per transfer, the fraction of its data its sender wrote earlier and the part of it
+        # a reduction wrote (None: not costed; Schedule.sent_written_kinds)
         self.written = written
         self.src, self.dst = step.src, step.dst
         red = step.reduce
@@ -114,8 +115,8 @@ def prefetch(steps, k, entries, fabric, params, fkey, size, rscale=None, keys=No
     ``size`` bytes (``size`` None otherwise), their bytes and durations computed together.
 
     ``keys`` are the steps' entry keys where they are not :func:`step_key` (a calibrated cost
-    of written data tells steps apart by ``written``, each step's fractions of
-    :meth:`collectives.ir.Schedule.sent_written`).
+    of written data tells steps apart by ``written``, each step's pair of fractions of
+    :meth:`collectives.ir.Schedule.sent_written_kinds`, the second None where not priced).
 
     Returns the index of the first step not looked at and the transfers of the new entries.
     Batching changes no number: every figure is elementwise, and per-step byte totals are
@@ -196,8 +197,9 @@ def transfer_bytes(step, ent, nchunks, prefix2, size):
 def entry_cost(ent, tb, params):
     """Duration of every transfer of an entry, given its bytes."""
     if is_calibrated(params):  # a calibrated machine (bench calibrate): the one hook
+        w, r = ent.written if ent.written is not None else (None, None)
         return calibrated_cost(params, ent.lat, ent.inv, tb, ent.reduce, ent.src, ent.dst,
-                               ent.gscale, ent.written)
+                               ent.gscale, w, r)
     return transfer_cost(ent.lat, ent.inv, ent.reduce, ent.any_reduce, tb, params, ent.gscale)
 
 

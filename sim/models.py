@@ -39,9 +39,10 @@ __all__ = ["CALIBRATION_FIELDS", "MODELS", "SHARING", "Contention", "Hockney", "
 #: Fields of a calibrated model beyond alpha, beta, gamma (tables are tuples of 3-tuples).
 CALIBRATION_FIELDS = ("size_factors", "crowd_factors", "crowd_transfers", "message_overhead",
                       "reduce_overhead", "reduce_factors", "written_size_factors",
-                      "written_crowd_factors", "reduce_wait", "ranks_per_core")
+                      "written_crowd_factors", "reduced_crowd_factors", "reduce_wait",
+                      "ranks_per_core")
 _TABLES = ("size_factors", "crowd_factors", "reduce_factors", "written_size_factors",
-           "written_crowd_factors")
+           "written_crowd_factors", "reduced_crowd_factors")
 
 
 def _check_table(name: str, field: str, rows) -> None:
@@ -98,6 +99,7 @@ class Hockney:
     reduce_factors: tuple = ()
     written_size_factors: tuple = ()
     written_crowd_factors: tuple = ()
+    reduced_crowd_factors: tuple = ()
     reduce_wait: float = 0.0
     ranks_per_core: float = 0.0
     # set by the simulator for each call, not read from a model file (see calibrated_cost)
@@ -151,6 +153,7 @@ class Contention:
     reduce_factors: tuple = ()
     written_size_factors: tuple = ()
     written_crowd_factors: tuple = ()
+    reduced_crowd_factors: tuple = ()
     reduce_wait: float = 0.0
     ranks_per_core: float = 0.0
     # set by the simulator for each call, not read from a model file (see calibrated_cost)
@@ -253,14 +256,16 @@ def _step_time(lone_rows, crowd_rows, N, lat, inv, b, n):
 
 
 def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
-                    gamma_scale=None, written=None) -> np.ndarray:
+                    gamma_scale=None, written=None, reduced=None) -> np.ndarray:
     """Duration of every transfer of one step under a calibrated model.
 
     ``lat`` and ``inv`` are the path's latency and inverse bandwidth per transfer (on the
     analytic network: ``alpha`` and ``beta``), ``nbytes`` the transfers' bytes, ``reduce``
     which of them the receiver reduces, ``src``/``dst`` their ranks (for the per-message
     overhead), ``written`` the fraction of each transfer's data that its sender wrote earlier
-    in the collective (:meth:`collectives.ir.Schedule.sent_written`). With ``n`` non-empty
+    in the collective (:meth:`collectives.ir.Schedule.sent_written`), ``reduced`` the part
+    of it that a reduction wrote (:meth:`~collectives.ir.Schedule.sent_written_kinds`; its
+    crowd figure is ``reduced_crowd_factors``' where the model has them). With ``n`` non-empty
     transfers in the step and ``N = crowd_transfers``::
 
         t1 = lat * lf1 + b * inv / bf1   (size_factors at b: one transfer in flight on the host)
@@ -270,7 +275,8 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
                                  (t0 = lat * lfN at 0 B: the step's own cost)
         t = max(t, tW * b / W)   (tW: the same at W = working_set / 2 where b < W)
         t = t + w * (t' - t)     (t': the same from written_size_factors and
-                                  written_crowd_factors, w: ``written``; where the model has them)
+                                  written_crowd_factors, w: ``written``; where the model has them;
+                                  for the ``reduced`` part reduced_crowd_factors for the crowd's)
                                   (n > N, both kinds, a core per rank: the longer of t
                                   and the written tables' time at max(n * mean(w), N))
           + message_overhead * max(m - 2, 0)     (m: messages the busier end posts)
@@ -348,21 +354,36 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
         w = np.asarray(written, dtype=np.float64)
         if w.any():
             crowd = params.written_crowd_factors or params.crowd_factors
+            by_reduction = None
+            if reduced is not None and params.reduced_crowd_factors:
+                r = np.asarray(reduced, dtype=np.float64)
+                if r.any():
+                    # of each transfer's written data, the part a reduction wrote
+                    by_reduction = np.divide(r, w, out=np.zeros_like(w), where=w > 0)
+
+            def written_priced(live_transfers):
+                """The written tables' time: a reduction's data at its own crowd figure."""
+                tw = priced(params.written_size_factors, crowd, live_transfers)
+                if by_reduction is None:
+                    return tw
+                tr = priced(params.written_size_factors, params.reduced_crowd_factors,
+                            live_transfers)
+                return tw + by_reduction * (tr - tw)
             mix = float(w[live].mean()) if live.any() else 0.0
             beyond = N > 1 and n > N
             if beyond and 0.0 < mix < 1.0 and 0.0 < params.ranks_per_core <= 1.0:
                 # a core per rank: the clean rounds of all the step's messages or the
                 # written rounds of its written ones, whichever is longer
-                t = np.maximum(t, priced(params.written_size_factors, crowd, max(mix * n, N)))
+                t = np.maximum(t, written_priced(max(mix * n, N)))
             elif beyond:
                 # rounds of the step's own messages: each transfer's own round at its own
                 # kind, the further rounds at the step's mix of written and clean data
-                tw = priced(params.written_size_factors, crowd, n)
+                tw = written_priced(n)
                 wc = priced(params.size_factors, params.crowd_factors, N)
-                ww = priced(params.written_size_factors, crowd, N)
+                ww = written_priced(N)
                 t = (wc + w * (ww - wc)) + (1 - mix) * (t - wc) + mix * (tw - ww)
             else:
-                t = t + w * (priced(params.written_size_factors, crowd, n) - t)
+                t = t + w * (written_priced(n) - t)
     if params.message_overhead and src is not None and len(b) > 1:
         src, dst = np.asarray(src), np.asarray(dst)
         size = int(max(src.max(), dst.max())) + 1
