@@ -24,7 +24,11 @@ the rank count you benchmark with: 4 ranks on 2 cores is a different machine fro
     (out of place: the first step sends the input, and the clean shift's time is taken off).
     Data a rank wrote itself is read by its peer out of the writer's cache: a collective's
     later steps send such data, its first steps the input (``written_size_factors``,
-    ``written_crowd_factors``; :meth:`collectives.ir.Schedule.sent_written` says which).
+    ``written_crowd_factors``; :meth:`collectives.ir.Schedule.sent_written` says which). The
+    *reduced* crowd does the same with a first step whose receivers reduce the chunk into
+    their own, so that the second forwards data a reduction wrote (a ring's reduce-scatter
+    and recursive doubling send such data; less that reducing first step, timed alone):
+    ``reduced_crowd_factors`` (:meth:`collectives.ir.Schedule.sent_written_kinds`).
 ``multi``
     the crowd's shift with ``k`` = 1, 2, 4 messages per step to the next rank, at the smallest
     size: the per-message overhead ``o`` of a rank posting several messages in one step
@@ -90,8 +94,8 @@ from collectives.plan import MERGE_LIMIT
 __all__ = ["CalibrationError", "Measurements", "calibrate", "calibration_sizes",
            "clean_relay_schedule", "exchange_schedule", "fit_line", "fit_model",
            "forward_schedule", "measure_and_fit", "model_mismatches", "multi_exchange_schedule",
-           "pingpong_schedule", "relay_schedule", "relay_transfer_times", "shift_schedule",
-           "write_model"]
+           "pingpong_schedule", "reduced_step_times", "relay_schedule", "relay_transfer_times",
+           "shift_schedule", "write_model"]
 
 FORMAT = "collectives.model/3"
 MULTI = (1, 2, 4)
@@ -190,10 +194,12 @@ def clean_relay_schedule(nranks: int):
                     owner=tuple((c + 1) % p for c in range(p)))
 
 
-def forward_schedule(nranks: int):
+def forward_schedule(nranks: int, reduce: bool = False):
     """Two crowd shifts: every rank sends its own chunk to the next rank, then forwards the
     chunk it just received to the next rank (a ring's later steps, which send what the rank
-    received or reduced): the second step sends data its sender wrote. ``bench calibrate``
+    received or reduced): the second step sends data its sender wrote; with ``reduce`` the
+    first step's receivers reduce the chunk into their own (a ring's reduce-scatter), so that
+    the second sends data a reduction wrote. ``bench calibrate``
     runs it out of place (but with ``--inplace 1``), as ``bench`` runs the collectives by
     default: the first step sends the input and every receive lands in the result buffer.
     Run in place on 2 ranks, each rank would receive its own chunk back into the place its
@@ -206,15 +212,17 @@ def forward_schedule(nranks: int):
     >>> s = forward_schedule(3)
     >>> [w.tolist() for w in s.sent_written()]
     [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
+    >>> [r.tolist() for _, r in forward_schedule(3, reduce=True).sent_written_kinds()]
+    [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
     """
     from collectives.ir import Schedule, make_step
 
     p = nranks
     nxt = [(r + 1) % p for r in range(p)]
-    first = make_step(list(range(p)), nxt, False, run_start=list(range(p)))
+    first = make_step(list(range(p)), nxt, reduce, run_start=list(range(p)))
     second = make_step(list(range(p)), nxt, False, run_start=[(r - 1) % p for r in range(p)])
-    return Schedule("reduce", f"forward-{p}", p, p, (first, second),
-                    owner=tuple((c + 2) % p for c in range(p)))
+    return Schedule("reduce", f"{'reducing-' if reduce else ''}forward-{p}", p, p,
+                    (first, second), owner=tuple((c + 2) % p for c in range(p)))
 
 
 def exchange_schedule():
@@ -449,7 +457,8 @@ def _segments(sizes, times, base_lat: float, base_inv: float, notes: list, what:
 
 
 def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
-              lone_written=None, crowd_written=None, reducing_shift=None) -> dict:
+              lone_written=None, crowd_written=None, reducing_shift=None,
+              crowd_reduced=None) -> dict:
     """The calibrated model from the measurements (see the module docstring).
 
     ``lone``, ``crowd`` and ``reduce`` are times per size (seconds), ``multi`` maps k to the
@@ -457,6 +466,10 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     ``crowd_written`` (both or neither) the lone and crowd times of data the sender wrote
     itself (the relay, the forwarding shift), which give ``written_size_factors`` and
     ``written_crowd_factors``; ``lone`` and ``crowd`` are then clean data's.
+    ``crowd_reduced`` (with the written ones) the crowd's time of data a reduction wrote (the
+    reducing forward) gives ``reduced_crowd_factors``: it is raised to the clean lone figure
+    where below, not to the written one (on the AMD VM such a crowd step cost about the clean
+    one, a lone transfer of written data 2.5x it at 512 KiB whoever wrote it).
     ``reducing_shift`` (the shift with a reduction at ``sizes[0]``) less ``multi[1]`` and the
     reduction gives ``reduce_wait``. Raises
     :class:`CalibrationError` naming the measurement where a figure cannot be used.
@@ -484,6 +497,11 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     if lone_written is not None:
         _positive("lone relay of written data", lone_written, sizes)
         _positive("crowd forward of written data", crowd_written, sizes)
+    if crowd_reduced is not None:
+        if lone_written is None:
+            raise CalibrationError("cannot fit a model: the reducing forward needs the "
+                                   "written-data measurements (lone and crowd) too")
+        _positive("crowd forward of reduced data", crowd_reduced, sizes)
     notes: list[str] = []
     # n transfers at once share the host's memory and cores: a crowd figure below the lone
     # one at its size is the shift's own buffers staying hot, which no collective's steps
@@ -495,6 +513,10 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
                                        "lone relay", notes)
         lone_written = _envelope(lone_written, "lone relay of written data", notes)
         crowd_written = _envelope(crowd_written, "crowd forward of written data", notes)
+    if crowd_reduced is not None:
+        crowd_reduced = _at_least_lone(sizes, crowd_reduced, lone, "crowd forward of reduced "
+                                       "data", "lone ping-pong", notes)
+        crowd_reduced = _envelope(crowd_reduced, "crowd forward of reduced data", notes)
     # Noise only adds time, and a larger message never takes less: each figure becomes the
     # smallest measured at its size or any larger one (a right-to-left running minimum).
     lone = _envelope(lone, "lone ping-pong", notes)
@@ -532,6 +554,9 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
                                                   "lone relay of written data")
         model["written_crowd_factors"] = _segments(sizes, crowd_written, alpha, beta, notes,
                                                    "crowd forward of written data")
+    if crowd_reduced is not None:
+        model["reduced_crowd_factors"] = _segments(sizes, crowd_reduced, alpha, beta, notes,
+                                                   "crowd forward of reduced data")
     # o: the k-message exchange against the same model without o, per extra message posted
     h = Hockney(alpha, beta, gamma, **{k: v for k, v in model.items()
                                        if k not in ("alpha", "beta", "gamma")})
@@ -580,6 +605,18 @@ def forward_step_times(forward, crowd, nranks: int, inplace: bool = False) -> li
     if inplace and nranks == 2:
         return [f / 2 for f in forward]
     return [f - c if f - c > 0 else f / 2 for f, c in zip(forward, crowd, strict=True)]
+
+
+def reduced_step_times(forward, reducing_shift) -> list[float]:
+    """The crowd's step time with data a reduction wrote, from the reducing forward's two-step
+    times (:func:`forward_schedule` with ``reduce``): less its first step's, the reducing
+    shift (:func:`shift_schedule` with ``reduce``, out of place as the forward); where noise
+    leaves the difference below nothing, half.
+
+    >>> reduced_step_times([30.0, 8.0], [15.0, 9.0])
+    [15.0, 4.0]
+    """
+    return [f - r if f - r > 0 else f / 2 for f, r in zip(forward, reducing_shift, strict=True)]
 
 
 def relay_transfer_times(relay, lone, nranks: int, inplace: bool = False) -> list[float]:
@@ -775,8 +812,26 @@ class Measurements:
         # each once with data the sender wrote itself (a relay forwards what it received)
         # and once with clean data: a rank's writes are read out of its cache by the peer
         self.clean_relay, self.forward = clean_relay_schedule(p), forward_schedule(p)
+        # and, where every rank has a core of its own, once with data a reduction wrote:
+        # cheaper to forward in a crowd than received data on the AMD VM; with ranks sharing
+        # cores the step cannot be told from its first step's reductions (4 ranks on 2 cores:
+        # the reducing shift of 2 MiB took 552 us, the shift and the reduction 264), and a
+        # step of reduced data is priced as one of received data
+        from mpi4py import MPI
+
+        from collectives.transport import cores
+
+        self.ranks_per_core = comm.allreduce(_ranks_on_this_host(comm) / cores(), op=MPI.MAX)
+        self.reducing_forward = (forward_schedule(p, reduce=True)
+                                 if self.ranks_per_core <= 1 else None)
+        # its first step alone, taken off it (the shift and the reduction benchmark instead
+        # priced the 2-rank ring of 4 MiB 32-43% slow: a reduction of 4 MiB inside a step
+        # cost less than np.add on three arrays of it)
+        self.reducing_shift = shift_schedule(p, reduce=True)
         self.lone, self.crowd = [math.inf] * len(sizes), [math.inf] * len(sizes)
         self.relay_s, self.forward_s = [math.inf] * len(sizes), [math.inf] * len(sizes)
+        self.reducing_forward_s = [math.inf] * len(sizes)
+        self.reducing_shift_s = [math.inf] * len(sizes)
         self.multi = dict.fromkeys(MULTI, math.inf)
         self.reducing = math.inf
         self.reduce = [math.inf] * len(sizes)
@@ -799,6 +854,11 @@ class Measurements:
             self.crowd[i] = min(self.crowd[i], timed(self.shift, size, 1))
             self.forward_s[i] = min(self.forward_s[i],
                                     timed(self.forward, size, 1, out_of_place=oop))
+            if self.reducing_forward is not None:
+                self.reducing_forward_s[i] = min(self.reducing_forward_s[i], timed(
+                    self.reducing_forward, size, 1, out_of_place=oop))
+                self.reducing_shift_s[i] = min(self.reducing_shift_s[i], timed(
+                    self.reducing_shift, size, 1, out_of_place=oop))
         for k in MULTI:
             self.multi[k] = min(self.multi[k], _pattern_time(
                 comm, comm, shift_schedule(p, k), self.sizes[0], 1, share, per))
@@ -815,20 +875,23 @@ class Measurements:
         # the reduction's turn is the scheduler's: only where a host runs more ranks than it
         # has cores (on 2 ranks on 2 cores the difference measured 0.36 us, which the
         # collectives did not show: it priced them 14-21% slow below 8 KiB)
-        from mpi4py import MPI
-
-        from collectives.transport import cores
-        ranks_per_core = comm.allreduce(_ranks_on_this_host(comm) / cores(), op=MPI.MAX)
+        ranks_per_core = self.ranks_per_core
         shares = ranks_per_core > 1
         lone_written = relay_transfer_times(self.relay_s, self.lone, p, self.inplace)
         crowd_written = forward_step_times(self.forward_s, self.crowd, p, self.inplace)
+        crowd_reduced = (None if self.reducing_forward is None else
+                         reduced_step_times(self.reducing_forward_s, self.reducing_shift_s))
         fitted = fit_model(sizes, self.lone, self.crowd, p, sizes, self.reduce, self.multi,
-                           lone_written, crowd_written, self.reducing if shares else None)
+                           lone_written, crowd_written, self.reducing if shares else None,
+                           crowd_reduced)
         fitted["ranks_per_core"] = float(ranks_per_core)
         if not shares:
             fitted["notes"].append(
                 f"reduce wait: not used, every rank has a core of its own (the reducing shift "
                 f"took {(self.reducing - self.multi[1]) * 1e6:.2f} us over the shift)")
+        else:
+            fitted["notes"].append(
+                "reduced data: priced as received data, ranks share cores (no reducing forward)")
         return {
             "format": FORMAT,
             **fitted,
@@ -845,7 +908,7 @@ class Measurements:
             "method": "micro-benchmarks through collectives.mpi_executor.prepare on every "
                       "rank: lone relay (one transfer at a time round every rank) of clean "
                       "and of forwarded data, crowd shift (every rank to the next) of clean "
-                      "data and forwarding (the forwarded data "
+                      "data and forwarding (of received and of reduced data, the forwarded data "
                       f"{'in place' if self.inplace else 'out of place'}), multi-message "
                       "shift, reducing shift, np.add on every rank; "
                       f"{buffers} buffers in turn; piecewise factors through the measured "
@@ -857,6 +920,10 @@ class Measurements:
                 "lone_relay_s": list(self.relay_s),
                 "lone_written_s": lone_written,
                 "crowd_forward_s": list(self.forward_s),
+                "crowd_reducing_forward_s": (None if self.reducing_forward is None
+                                             else list(self.reducing_forward_s)),
+                "crowd_reducing_shift_s": (None if self.reducing_forward is None
+                                           else list(self.reducing_shift_s)),
                 "multi_exchange_bytes": sizes[0],
                 "multi_exchange_s": {str(k): v for k, v in self.multi.items()},
                 "reducing_shift_s": self.reducing,

@@ -101,6 +101,14 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
     assert len(meas["lone_written_s"]) == len(meas["crowd_forward_s"]) == len(meas["sizes"])
     for table in ("written_size_factors", "written_crowd_factors"):
         assert set(meas["sizes"][1:-1]) <= {r[0] for r in values[table]}
+    # data a reduction wrote: its own crowd table where every rank has a core of its own
+    if ranks <= cores():
+        assert len(meas["crowd_reducing_forward_s"]) == len(meas["sizes"])
+        assert len(meas["crowd_reducing_shift_s"]) == len(meas["sizes"])
+        assert set(meas["sizes"][1:-1]) <= {r[0] for r in values["reduced_crowd_factors"]}
+    else:
+        assert meas["crowd_reducing_forward_s"] is None and "reduced_crowd_factors" not in m
+        assert any("priced as received data" in n for n in m["notes"])
     assert m["format"] == "collectives.model/3"
     written = [float(calibrated_cost(h, h.alpha, h.beta, np.array([s]), written=np.ones(1))[0])
                for s in meas["sizes"]]

@@ -168,6 +168,55 @@ def test_written_data_is_priced_apart_ring_by_hand():
     assert r4.time_s > r4_clean.time_s + 4 * A
 
 
+def test_data_a_reduction_wrote_has_a_crowd_figure_of_its_own_ring_by_hand():
+    # the 2-rank ring's second step sends the half its sender reduced in the first: with a
+    # reduced crowd table, that step costs the lone written / reduced crowd interpolation
+    n = 8192
+    h = n / 2
+    R = Hockney(**CAL, written_size_factors=((0.0, 3.0, 0.25),),
+                written_crowd_factors=((0.0, 6.0, 0.125),),
+                reduced_crowd_factors=((0.0, 4.0, 0.5),))
+    clean = 2 * A + h * B * 2 + (A + h * B * 2) / 3
+    lone_w, crowd_r = 3 * A + h * B * 4, 4 * A + h * B * 2
+    ring = predict("allreduce", "ring", 2, n, params=R).time_s
+    assert ring == pytest.approx(clean + 1e-6 + h * G + lone_w + (crowd_r - lone_w) / 3)
+    # binomial's broadcast is a lone transfer: the written lone figure, as without the table
+    W = replace(R, reduced_crowd_factors=())
+    for algorithm, nranks in (("binomial", 2), ("binomial", 4)):
+        assert predict("allreduce", algorithm, nranks, n, params=R).time_s == pytest.approx(
+            predict("allreduce", algorithm, nranks, n, params=W).time_s, rel=1e-12)
+    # the 4-rank ring: its all-gather's later steps forward received data (the written crowd
+    # figure), so it costs more than with every written step at the reduced figure
+    r4 = simulate(build("allreduce", "ring", 4), R, 4096)
+    every = simulate(build("allreduce", "ring", 4),
+                     replace(R, written_crowd_factors=R.reduced_crowd_factors), 4096)
+    without = simulate(build("allreduce", "ring", 4), W, 4096)
+    assert every.time_s < r4.time_s < without.time_s
+    # a transfer half of whose written data a reduction wrote: halfway between the figures
+    b = np.full(2, 4096.0)
+    one, half, none = (calibrated_cost(R, A, B, b, written=np.ones(2), reduced=np.full(2, f))
+                       for f in (1.0, 0.5, 0.0))
+    assert half == pytest.approx((one + none) / 2)
+    assert none == pytest.approx(calibrated_cost(W, A, B, b, written=np.ones(2)))
+
+
+def test_sent_written_kinds_tells_reduced_from_received_data():
+    ring = build("allreduce", "ring", 4)
+    kinds = ring.sent_written_kinds()
+    # reduce-scatter steps 2-3 and the all-gather's first send reduced chunks, its later two
+    # forward received ones
+    assert [r.tolist() for _, r in kinds] == [[0.0] * 4] + [[1.0] * 4] * 3 + [[0.0] * 4] * 2
+    assert [w.tolist() for w, _ in kinds] == [w.tolist() for w in ring.sent_written()]
+    # per rank beyond the limit: the kind of the last step a rank received in
+    assert [r.tolist() for _, r in ring.sent_written_kinds(limit=1)] == \
+        [r.tolist() for _, r in kinds]
+    # binomial on 4 ranks: the reduce's second step sends what the sender reduced, and so
+    # does the broadcast's first; its second forwards what rank 2 received
+    tree = build("allreduce", "binomial", 4)
+    assert [r.tolist() for _, r in tree.sent_written_kinds()] == \
+        [[0.0, 0.0], [1.0], [1.0], [1.0, 0.0]]
+
+
 def test_rounds_beyond_the_crowd_are_the_steps_own_mix_of_written_and_clean():
     # N = 2; a step of four transfers (two each way, as a double binary tree's on 2 ranks),
     # one written and one clean each way: each transfer's own round at its own kind, the
@@ -239,6 +288,32 @@ def test_fit_with_written_measurements():
     assert relay_transfer_times([3e-6], [2e-6], 2) == pytest.approx([4e-6])
     assert relay_transfer_times([3e-6], [1e-6], 3) == pytest.approx([4e-6])
     assert relay_transfer_times([1e-6], [3e-6], 2) == pytest.approx([1e-6])
+
+
+def test_fit_with_reduced_data_measurements():
+    from bench.calibrate import reduced_step_times
+
+    m = _measurements()
+    lone_w = [3e-6, 3.4e-6, 20e-6, 300e-6]
+    crowd_w = [4e-6, 5e-6, 30e-6, 300e-6]
+    # below the written lone figure from 64 KiB (as measured on the AMD VM), below even the
+    # clean lone one at 4 B: raised to the clean lone figure only
+    crowd_r = [1e-6, 4.5e-6, 12e-6, 200e-6]
+    doc = fit_model(**m, lone_written=lone_w, crowd_written=crowd_w, crowd_reduced=crowd_r)
+    h = model_params("hockney", **{k: v for k, v in doc.items() if k != "notes"})
+    two = np.full(2, 1.0)
+    for s, cr in zip(m["sizes"], [max(crowd_r[0], m["lone"][0])] + crowd_r[1:], strict=True):
+        b = np.full(2, float(s))
+        assert calibrated_cost(h, h.alpha, h.beta, b, written=two, reduced=two)[0] == \
+            pytest.approx(cr)
+    assert any("crowd forward of reduced data: 1 of 4" in n for n in doc["notes"])
+    with pytest.raises(CalibrationError, match="reducing forward needs the written-data"):
+        fit_model(**m, crowd_reduced=crowd_r)
+    with pytest.raises(CalibrationError, match=r"crowd forward of reduced data .* 1024 B"):
+        fit_model(**m, lone_written=lone_w, crowd_written=crowd_w,
+                  crowd_reduced=[1e-6, -1.0, 1e-5, 1e-4])
+    # the reducing forward less its first step, the reducing shift
+    assert reduced_step_times([9e-6, 2e-6], [5e-6, 3e-6]) == pytest.approx([4e-6, 1e-6])
 
 
 def test_a_reduction_inside_a_step_waits_its_turn():
