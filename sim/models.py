@@ -39,8 +39,8 @@ __all__ = ["CALIBRATION_FIELDS", "MODELS", "SHARING", "Contention", "Hockney", "
 #: Fields of a calibrated model beyond alpha, beta, gamma (tables are tuples of 3-tuples).
 CALIBRATION_FIELDS = ("size_factors", "crowd_factors", "crowd_transfers", "message_overhead",
                       "reduce_overhead", "reduce_factors", "written_size_factors",
-                      "written_crowd_factors", "reduced_crowd_factors", "reduce_wait",
-                      "ranks_per_core")
+                      "written_crowd_factors", "reduced_crowd_factors", "written_buffers",
+                      "reduce_wait", "ranks_per_core")
 _TABLES = ("size_factors", "crowd_factors", "reduce_factors", "written_size_factors",
            "written_crowd_factors", "reduced_crowd_factors")
 
@@ -100,6 +100,7 @@ class Hockney:
     written_size_factors: tuple = ()
     written_crowd_factors: tuple = ()
     reduced_crowd_factors: tuple = ()
+    written_buffers: float = 0.0
     reduce_wait: float = 0.0
     ranks_per_core: float = 0.0
     # set by the simulator for each call, not read from a model file (see calibrated_cost)
@@ -154,6 +155,7 @@ class Contention:
     written_size_factors: tuple = ()
     written_crowd_factors: tuple = ()
     reduced_crowd_factors: tuple = ()
+    written_buffers: float = 0.0
     reduce_wait: float = 0.0
     ranks_per_core: float = 0.0
     # set by the simulator for each call, not read from a model file (see calibrated_cost)
@@ -307,7 +309,11 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     faster per byte than the benchmark whose own buffers make that working set (a transfer's
     two, a reduction's three). The benchmarks of a small message run in cache; the same
     message inside a large collective does not (a double binary tree's 1 MiB segments of a
-    16 MiB vector move at the 16 MiB rate).
+    16 MiB vector move at the 16 MiB rate). The written tables' benchmarks ran on
+    ``written_buffers`` buffers (out of place: 2, an input and a result; 0 in older files:
+    1), so for them the working set is reached at ``1 / written_buffers`` of the size (the
+    2-rank ring of 4 MiB, its 2 MiB chunks in a 10 MiB working set, was priced 25-61% slow at
+    the written figures of 4-8 MiB; its 2 MiB figures add up to it).
 
     Where each rank had a core of its own in the calibration (``ranks_per_core`` at most 1;
     0: not known), a step beyond ``N`` with both kinds of data instead takes the longer of the
@@ -345,10 +351,14 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     N = params.crowd_transfers
     span = params.working_set / TRANSFER_SPAN
 
-    def priced(rows, crowd_rows, live_transfers):
+    def priced(rows, crowd_rows, live_transfers, span=span):
         """The step time from one pair of tables, in the collective's working set."""
         return _no_faster_than_working_set(
             lambda x: _step_time(rows, crowd_rows, N, lat, inv, x, live_transfers), b, span)
+    # the written benchmarks ran on ``written_buffers`` buffers per chunk (out of place: an
+    # input and a result), so each of their sizes already worked in that many times the
+    # working set of a clean benchmark's
+    written_span = span / max(params.written_buffers, 1.0)
     t = priced(params.size_factors, params.crowd_factors, n)
     if written is not None and params.written_size_factors:
         w = np.asarray(written, dtype=np.float64)
@@ -363,11 +373,11 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
 
             def written_priced(live_transfers):
                 """The written tables' time: a reduction's data at its own crowd figure."""
-                tw = priced(params.written_size_factors, crowd, live_transfers)
+                tw = priced(params.written_size_factors, crowd, live_transfers, written_span)
                 if by_reduction is None:
                     return tw
                 tr = priced(params.written_size_factors, params.reduced_crowd_factors,
-                            live_transfers)
+                            live_transfers, written_span)
                 return tw + by_reduction * (tr - tw)
             mix = float(w[live].mean()) if live.any() else 0.0
             beyond = N > 1 and n > N
@@ -497,7 +507,8 @@ def model_values(data, source: str = "model") -> dict:
                                  f"number >= 0, got {value!r}")
         elif isinstance(value, bool) or not isinstance(value, int | float) or not (
                 math.isfinite(value) and value >= 0):
-            what = "a number" if key == "ranks_per_core" else "a number of seconds"
+            what = ("a number" if key in ("ranks_per_core", "written_buffers")
+                    else "a number of seconds")
             raise ValueError(f"{source}: {key} must be {what} >= 0, got {value!r}")
         else:
             value = float(value)

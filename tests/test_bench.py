@@ -67,6 +67,9 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
     assert m["ranks"] == ranks and m["crowd_transfers"] == ranks and m["inplace"] is False
     from collectives.transport import cores
 
+    # out of place: an input and a result per chunk (counted where every rank has a core)
+    assert m["written_buffers"] == (2.0 if ranks <= cores() else 1.0)
+
     assert m["ranks_per_core"] == pytest.approx(ranks / cores())
     meas = m["measurements"]
     # up to 1 MiB: with 4 ranks on 2 cores, 4 B to 16 KiB once all measured 16.4 us in one
@@ -157,6 +160,7 @@ def test_auto_predicts_from_the_runs_own_first_calibration_pass(tmp_path):
     assert "short calibration" not in proc.stdout
     doc = json.loads(out.read_text())
     assert doc["model"]["measurements"]["passes"] == 2 and doc["model"]["inplace"] is True
+    assert doc["model"]["written_buffers"] == 1.0
     autos = [r for r in doc["records"] if r["algorithm"] == "auto"]
     assert [r["size"] for r in autos] == [8, 512] and all(r["wrong"] == 0 for r in autos)
     assert all(r["inplace"] is True for r in doc["records"])

@@ -135,6 +135,17 @@ def test_no_transfer_is_priced_faster_per_byte_than_in_the_collectives_working_s
     # the plain model knows no caches
     assert simulate(build("allreduce", "ring", 2), None, n, params=Hockney(A, B, G)).time_s \
         == pytest.approx(2 * (A + n / 2 * B) + n / 2 * G)
+    # the written tables' benchmarks ran out of place (written_buffers 2: an input and a
+    # result), each size in twice a clean benchmark's working set: in 3 MB a written transfer
+    # of 0.1 MB is priced at the 0.75 MB written figure's rate, not at the 1.5 MB one's
+    W = replace(C, working_set=3e6, written_size_factors=((0.0, 2.0, 0.5), (1e6, 0.0, 0.125)))
+    one = np.ones(1)
+    assert calibrated_cost(W, A, B, b, written=one)[0] == pytest.approx(1e5 * 8 * B)
+    at = 2 * A + 0.75e6 * 2 * B
+    assert calibrated_cost(replace(W, written_buffers=2.0), A, B, b, written=one)[0] == \
+        pytest.approx(max(2 * A + 1e5 * 2 * B, at * 1e5 / 0.75e6))
+    assert calibrated_cost(replace(W, working_set=6e6, written_buffers=2.0), A, B, b,
+                           written=one)[0] == pytest.approx(1e5 * 8 * B)
 
 
 def test_written_data_is_priced_apart_ring_by_hand():
