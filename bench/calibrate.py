@@ -199,9 +199,9 @@ def forward_schedule(nranks: int, reduce: bool = False):
     chunk it just received to the next rank (a ring's later steps, which send what the rank
     received or reduced): the second step sends data its sender wrote; with ``reduce`` the
     first step's receivers reduce the chunk into their own (a ring's reduce-scatter), so that
-    the second sends data a reduction wrote. ``bench calibrate``
-    runs it out of place (but with ``--inplace 1``), as ``bench`` runs the collectives by
-    default: the first step sends the input and every receive lands in the result buffer.
+    the second sends data a reduction wrote. ``bench calibrate`` runs it out of place (but
+    with ``--inplace 1``), as ``bench`` runs the collectives by default: the first step sends
+    the input and every receive lands in the result buffer.
     Run in place on 2 ranks, each rank would receive its own chunk back into the place its
     peer had just read it from, and on a 2-vCPU AMD EPYC VM that step cost 0.4-1.5x what a
     2-rank ring's forwarding step costs from 256 KiB to 2 MiB (over in some jobs, under in
@@ -824,9 +824,10 @@ class Measurements:
         self.ranks_per_core = comm.allreduce(_ranks_on_this_host(comm) / cores(), op=MPI.MAX)
         self.reducing_forward = (forward_schedule(p, reduce=True)
                                  if self.ranks_per_core <= 1 else None)
-        # its first step alone, taken off it (the shift and the reduction benchmark instead
-        # priced the 2-rank ring of 4 MiB 32-43% slow: a reduction of 4 MiB inside a step
-        # cost less than np.add on three arrays of it)
+        # its first step alone, taken off it: the shift and the reduction benchmark add up to
+        # less than that step from 4 MiB (2 ranks: 308-343 against 358-543 us), which would
+        # leave the difference in the reduced step; at the smallest size it is also the
+        # reducing shift of reduce_wait (in place there, as the shift it is compared with)
         self.reducing_shift = shift_schedule(p, reduce=True)
         self.lone, self.crowd = [math.inf] * len(sizes), [math.inf] * len(sizes)
         self.relay_s, self.forward_s = [math.inf] * len(sizes), [math.inf] * len(sizes)
@@ -863,7 +864,7 @@ class Measurements:
             self.multi[k] = min(self.multi[k], _pattern_time(
                 comm, comm, shift_schedule(p, k), self.sizes[0], 1, share, per))
         self.reducing = min(self.reducing, _pattern_time(
-            comm, comm, shift_schedule(p, reduce=True), self.sizes[0], 1, share, per))
+            comm, comm, self.reducing_shift, self.sizes[0], 1, share, per))
         for i, size in enumerate(self.sizes):
             self.reduce[i] = min(self.reduce[i], _reduce_time(comm, size, share, per))
         self.passes += 1

@@ -328,8 +328,9 @@ def _step_loop(run, check):
     # (with a crowd figure of its own for data a reduction wrote: Schedule.sent_written_kinds)
     written = None
     if is_calibrated(params) and params.written_size_factors:
-        written = (schedule.sent_written_kinds() if params.reduced_crowd_factors
-                   else [(w, None) for w in schedule.sent_written()])
+        written = schedule.sent_written_kinds()
+        if not params.reduced_crowd_factors:  # not priced: steps need not differ by it
+            written = [(w, None) for w, _ in written]
     if written is None:
         keys = [step_key(st) for st in steps]
     else:
