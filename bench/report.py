@@ -57,6 +57,13 @@ def load_results(path: str | Path) -> tuple[dict, list[dict]]:
 def load_run(path: str | Path) -> tuple[dict, list[dict], dict | None]:
     """(environment, records, model) from a ``bench --json`` file: ``model`` the parameters
     of the model ``bench --calibrate`` measured in that run (None if it did not)."""
+    env, records, model, _ = _read_run(path)
+    return env, records, model
+
+
+def _read_run(path: str | Path) -> tuple[dict, list[dict], dict | None, dict | None]:
+    """:func:`load_run`'s three, and the run's model document as written (its raw
+    measurements, which :func:`written_penalty` reads)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -86,7 +93,7 @@ def load_run(path: str | Path) -> tuple[dict, list[dict], dict | None]:
     model = None
     if data.get("model") is not None:
         model = model_values(data["model"], f"results file {str(path)!r}: its model")
-    return env if isinstance(env, dict) else {}, records, model
+    return env if isinstance(env, dict) else {}, records, model, data.get("model")
 
 
 def _simulable(r: dict) -> bool:
@@ -477,14 +484,11 @@ def written_penalty(model_doc) -> float | None:
     return float(np.median(ratios)) if ratios else None
 
 
-def _penalty_lines(paths: list[str]) -> list[str]:
-    """One line where the runs' calibrations disagree 2x or more on written data."""
+def _penalty_lines(model_docs: list) -> list[str]:
+    """One line where the runs' calibrations (their model documents) disagree 2x or more on
+    written data."""
     found = []
-    for i, path in enumerate(paths):
-        try:
-            doc = json.loads(Path(path).read_text()).get("model")
-        except (OSError, ValueError, AttributeError):
-            return []
+    for i, doc in enumerate(model_docs):
         w = written_penalty(doc)
         if w is None:
             return []
@@ -518,11 +522,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="output directory (default: report/measured)")
     args = parser.parse_args(argv)
     runs = []
+    model_docs = []  # each run's model document as written (for _penalty_lines)
     try:
         model = load_model_file(args.model_file) if args.model_file else None
         for path in args.results:
-            env, records, own = load_run(path)
+            env, records, own, doc = _read_run(path)
             runs.append((path, env, records, model if model is not None else own))
+            model_docs.append(doc)
     except ValueError as e:
         print(f"python -m bench report: {e}", file=sys.stderr)
         return 2
@@ -612,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(per_run) > 1:
         accuracy_lines += _spread_lines(per_run)
         if in_run:
-            accuracy_lines += _penalty_lines(args.results)
+            accuracy_lines += _penalty_lines(model_docs)
     if rep:
         accuracy_lines += _repeatability_lines(rep, len(runs))
     tw = twins(rows)

@@ -267,8 +267,8 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     overhead), ``written`` the fraction of each transfer's data that its sender wrote earlier
     in the collective (:meth:`collectives.ir.Schedule.sent_written`), ``reduced`` the part
     of it that a reduction wrote (:meth:`~collectives.ir.Schedule.sent_written_kinds`; its
-    crowd figure is ``reduced_crowd_factors``' where the model has them). With ``n`` non-empty
-    transfers in the step and ``N = crowd_transfers``::
+    crowd figure is from ``reduced_crowd_factors`` where the model has them). With ``n``
+    non-empty transfers in the step and ``N = crowd_transfers``::
 
         t1 = lat * lf1 + b * inv / bf1   (size_factors at b: one transfer in flight on the host)
         tN = lat * lfN + b * inv / bfN   (crowd_factors at b: N transfers at once)
@@ -278,7 +278,7 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
         t = max(t, tW * b / W)   (tW: the same at W = working_set / 2 where b < W)
         t = t + w * (t' - t)     (t': the same from written_size_factors and
                                   written_crowd_factors, w: ``written``; where the model has them;
-                                  for the ``reduced`` part reduced_crowd_factors for the crowd's)
+                                  the ``reduced`` part's crowd figure from reduced_crowd_factors)
                                   (n > N, both kinds, a core per rank: the longer of t
                                   and the written tables' time at max(n * mean(w), N))
           + message_overhead * max(m - 2, 0)     (m: messages the busier end posts)
