@@ -90,6 +90,7 @@ from bench._common import (
 )
 from collectives.memory import host_empty
 from collectives.plan import MERGE_LIMIT
+from sim.models import model_document
 
 __all__ = ["CalibrationError", "Measurements", "calibrate", "calibration_sizes",
            "clean_relay_schedule", "exchange_schedule", "fit_line", "fit_model",
@@ -672,7 +673,7 @@ def model_mismatches(path, host: str | None, library: str | None, ranks,
     model file ...m.json' was calibrated for out-of-place collectives, used here in place: ...
     """
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = model_document(json.loads(Path(path).read_text()))
     except (OSError, ValueError):
         return []  # load_model_file reports an unreadable file
     if not isinstance(doc, dict):

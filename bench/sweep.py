@@ -11,7 +11,8 @@ each pass, and each figure is the fastest over all passes and repeats (a shared 
 spells last seconds: repeats of one size all fall in the same spell, passes do not). With
 ``--calibrate`` one pass of ``bench calibrate``'s micro-benchmarks runs before each sweep pass
 and the fitted model goes into the ``--json`` file (``"model"``), where ``bench report`` reads
-it; ``auto`` without ``--model-file`` then predicts from the first of those passes. Every
+it; ``auto`` without ``--model-file`` then predicts from the first of those passes (each auto
+record also names the ``whole_run_choice`` of the run's whole calibration). Every
 result is then checked once against the exact expected vector (inputs are small integers, so
 every dtype and reduction order gives the same exact answer): ``#wrong`` is the number of
 differing elements summed over ranks (exact for integers, within 1e-3 relative for floats).
@@ -58,6 +59,7 @@ from bench._common import (
 from collectives import algorithms, build, canonical_collective, chunk_bounds
 from collectives.memory import host_empty
 from collectives.plan import movement_digest
+from sim.models import BENCH_RESULTS_FORMAT
 from sim.table import Record, format_table, make_record
 
 __all__ = ["copy_bandwidth", "make_parser", "sweep"]
@@ -526,6 +528,7 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
                                    SECONDS / PASSES, max(1, -(-WINDOWS // PASSES)),
                                    inplace=bool(a.inplace))
     a.auto_params = None
+    auto_first_pass = False  # auto predicts from the first calibration pass of this run
     if "auto" in names:
         if a.backend != "mpi":
             raise UsageError("--algorithms auto: only with --backend mpi (the model is "
@@ -541,6 +544,7 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
             except CalibrationError as e:
                 raise UsageError(f"--algorithms auto: the first calibration pass cannot be "
                                  f"fitted ({e}); give --model-file FILE") from None
+            auto_first_pass = True
             auto_source = (f"first pass of this run's calibration "
                            f"({time.perf_counter() - t0:.1f} s)")
         else:
@@ -639,8 +643,12 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
             if say:
                 print(f"python -m bench: warning: --calibrate: {e}; no model in the results",
                       file=sys.stderr, flush=True)
+    if auto_first_pass and model is not None and calibration.passes > 1:
+        _whole_run_choices(records, a.collective, p, itemsize, model)
     if say:
         for line in _summary_lines(records, summary):
+            print(line)
+        for line in _whole_run_lines(records, calibration, a.json):
             print(line)
         if model is not None:
             print(f"# calibrated in this run ({calibration.passes} pass(es) of bench "
@@ -720,6 +728,36 @@ def _summary_entry(group, size, n, copy_t) -> dict | None:
     }
 
 
+def _whole_run_choices(records, collective: str, p: int, itemsize: int, model: dict) -> None:
+    """Add to each auto record what the run's whole calibration (every pass, the model the
+    results file carries) chooses (``whole_run_choice``): auto chose from the first pass,
+    which a slow spell of a shared machine may spoil alone (on the AMD VM, first passes
+    priced data a peer wrote 3-6x the later passes' and chose recursive doubling over the
+    ring at 2 ranks from 1 MiB)."""
+    from bench.auto import choose
+
+    params = _model_of(model)
+    for r in records:
+        if r.algorithm == "auto":
+            r.extra["whole_run_choice"] = choose(collective, p, r.size, itemsize,
+                                                 params).label
+
+
+def _whole_run_lines(records, calibration, json_path) -> list[str]:
+    """``#`` lines naming the sizes where the run's whole calibration chooses otherwise than
+    auto's first pass did, and how to predict from it."""
+    autos = [r for r in records if "whole_run_choice" in r.extra]
+    other = [r for r in autos if r.extra["whole_run_choice"] != r.extra["choice"]]
+    if not other:
+        return []
+    where = ", ".join(f"{r.size} B: {r.extra['whole_run_choice']}" for r in other)
+    rerun = (f"--model-file {json_path}" if json_path else "--json FILE, then --model-file "
+             "FILE")
+    return [f"# auto: this run's whole calibration ({calibration.passes} passes) chooses "
+            f"otherwise at {len(other)} of {len(autos)} sizes ({where}); {rerun} predicts "
+            f"from it"]
+
+
 def _summary_lines(records, summary) -> list[str]:
     lines = ["#", "# best project algorithm per size against native (ratio = its time / "
              "native's); numpy copy of the same size for reference"]
@@ -765,7 +803,7 @@ def _write(a, env, records, summary, model=None) -> None:
     from sim.export import write_atomic
 
     if a.json:
-        doc = {"format": "collectives.bench/1", "environment": env,
+        doc = {"format": BENCH_RESULTS_FORMAT, "environment": env,
                "records": [r.as_dict() for r in records], "summary": summary}
         if model is not None:
             doc["model"] = model

@@ -8,7 +8,7 @@ graph) those fields must be given.
 A *model file* is JSON with at least ``alpha``, ``beta`` (and usually ``gamma``) in seconds,
 optionally the LogGP parameters ``L``, ``o``, ``g``, ``G`` at the top level or under a
 ``"loggp"`` key; other keys (calibration metadata) are ignored. :func:`load_model_file` reads
-one.
+one, or the model a ``python -m bench --calibrate --json`` results file carries.
 
 A *calibrated* model (``python -m bench calibrate``) adds what one machine does, as fields of
 :class:`Hockney` and :class:`Contention` (see :func:`calibrated_cost`, and docs/calibration.md
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["CALIBRATION_FIELDS", "MODELS", "SHARING", "Contention", "Hockney", "LogGP",
-           "calibrated_cost", "is_calibrated", "load_model_file", "model_params",
+           "calibrated_cost", "is_calibrated", "load_model_file", "model_document", "model_params",
            "model_values"]
 
 #: Fields of a calibrated model beyond alpha, beta, gamma (tables are tuples of 3-tuples).
@@ -471,7 +471,37 @@ def load_model_file(path) -> dict:
         raise ValueError(f"cannot read model file {str(path)!r}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"model file {str(path)!r} is not valid JSON: {e}") from None
-    return model_values(data, f"model file {str(path)!r}")
+    source = f"model file {str(path)!r}"
+    return model_values(model_document(data, source), source)
+
+
+#: The ``format`` of ``python -m bench --json`` results files.
+BENCH_RESULTS_FORMAT = "collectives.bench/1"
+
+
+def model_document(data, source: str = "model file"):
+    """The model document in ``data``: ``data`` itself, or the ``"model"`` that a
+    ``python -m bench --calibrate --json`` results file carries (the run's own calibration);
+    raises ``ValueError`` for a results file that carries none.
+
+    >>> model_document({"alpha": 1e-6, "beta": 1e-9})["alpha"]
+    1e-06
+    >>> model_document({"format": BENCH_RESULTS_FORMAT, "records": [],
+    ...                 "model": {"alpha": 2e-6, "beta": 1e-9}})["alpha"]
+    2e-06
+    >>> bare = {"format": BENCH_RESULTS_FORMAT, "records": []}
+    >>> model_document(bare, "r.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: r.json is a bench results file without a model: run bench with --calibrate...
+    """
+    if isinstance(data, dict) and data.get("format") == BENCH_RESULTS_FORMAT:
+        if not isinstance(data.get("model"), dict):
+            raise ValueError(f"{source} is a bench results file without a model: run bench "
+                             f"with --calibrate, or give the file python -m bench calibrate "
+                             f"--out writes")
+        return data["model"]
+    return data
 
 
 def model_values(data, source: str = "model") -> dict:

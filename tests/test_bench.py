@@ -164,12 +164,13 @@ def test_auto_predicts_from_the_runs_own_first_calibration_pass(tmp_path):
     autos = [r for r in doc["records"] if r["algorithm"] == "auto"]
     assert [r["size"] for r in autos] == [8, 512] and all(r["wrong"] == 0 for r in autos)
     assert all(r["inplace"] is True for r in doc["records"])
-    model = tmp_path / "model.json"
-    model.write_text(json.dumps(doc["model"]))
+    # what the run's whole calibration chooses, beside what the first pass chose
+    assert all(r["whole_run_choice"] for r in autos)
+    # the results file is a model file: its run's own calibration
     proc = launch(2, ["-m", "bench", "-b", "8", "-e", "8", "-n", "3", "-w", "1",
-                      "--algorithms", "auto", "--model-file", str(model)], timeout=120)
+                      "--algorithms", "auto", "--model-file", str(out)], timeout=120)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert re.search(r"warning: model file .*model\.json' was calibrated for in-place "
+    assert re.search(r"warning: model file .*r\.json' was calibrated for in-place "
                      r"collectives, used here out of place: calibrate with --inplace 0",
                      proc.stderr), proc.stderr
 

@@ -15,7 +15,7 @@ import pytest
 from mpi_scripts.launcher import ROOT, launch, needs_mpi
 
 import topologies
-from bench.calibrate import CalibrationError, fit_model, write_model
+from bench.calibrate import CalibrationError, fit_model, model_mismatches, write_model
 from bench.report import main as report_main
 from collectives import build
 from collectives.plan import compile_plan, step_groups
@@ -436,6 +436,48 @@ def test_bad_calibration_tables_in_a_model_file(tmp_path):
                                "crowd_factors": [[64, 1, 1], [8, 1, 1]]}))
     with pytest.raises(ValueError, match="increasing min_bytes"):
         load_model_file(bad)
+
+
+def test_a_bench_results_file_is_a_model_file_of_its_runs_calibration(tmp_path):
+    results = tmp_path / "run.json"
+    model = {"alpha": 2e-6, "beta": 1e-10, "gamma": 1e-10, "size_factors": [[0, 1, 1]],
+             "host": "a", "ranks": 2}
+    results.write_text(json.dumps({"format": "collectives.bench/1", "environment": {},
+                                   "records": [], "model": model}))
+    values = load_model_file(results)
+    assert values["alpha"] == 2e-6 and values["size_factors"] == ((0.0, 1.0, 1.0),)
+    assert model_mismatches(results, "b", None, 4) == [
+        f"model file {str(results)!r} was calibrated on host 'a', not 'b'",
+        f"model file {str(results)!r} was calibrated at 2 ranks, used here for 4: "
+        f"calibrate at each rank count"]
+    results.write_text(json.dumps({"format": "collectives.bench/1", "environment": {},
+                                   "records": []}))
+    with pytest.raises(ValueError, match=r"run\.json' is a bench results file without a "
+                                         r"model: run bench with --calibrate"):
+        load_model_file(results)
+
+
+def test_auto_names_the_sizes_where_the_whole_run_chooses_otherwise():
+    from types import SimpleNamespace
+
+    from bench.sweep import _whole_run_lines
+    from sim.table import make_record
+
+    def auto(size, first, whole):
+        r = make_record("allreduce", "auto", 2, size, size // 4, "float", "sum", 1e-5)
+        r.extra.update(choice=first, whole_run_choice=whole)
+        return r
+    calibration = SimpleNamespace(passes=3)
+    same = [auto(8, "recursive-doubling", "recursive-doubling")]
+    assert _whole_run_lines(same, calibration, "r.json") == []
+    records = same + [auto(1 << 20, "recursive-doubling", "ring"),
+                      auto(4 << 20, "ring", "double-binary-tree segments=2")]
+    assert _whole_run_lines(records, calibration, "r.json") == [
+        "# auto: this run's whole calibration (3 passes) chooses otherwise at 2 of 3 sizes "
+        "(1048576 B: ring, 4194304 B: double-binary-tree segments=2); --model-file r.json "
+        "predicts from it"]
+    assert "--json FILE, then --model-file FILE" in _whole_run_lines(records, calibration,
+                                                                     None)[0]
 
 
 def _records(params, ranks=(2,), host="here", library="MPICH 5.0.2"):
