@@ -37,7 +37,8 @@ the rank count you benchmark with: 4 ranks on 2 cores is a different machine fro
     the crowd's shift in which every rank reduces the message it receives into its own chunk,
     at the smallest size: less the shift and the reduction, what a reduction costs inside a
     step (the rank waited for its message and must run again before its next step can start;
-    with more ranks than cores that is a turn of the scheduler), ``reduce_wait``.
+    with more ranks than cores that is a turn of the scheduler), ``reduce_wait``; and the same
+    shift with one rank reducing, ``reduce_wait_one`` (a tree's steps reduce on fewer ranks).
 ``reduce``
     ``np.add(a, b, out=c)`` (float32, three distinct arrays, as the executor reduces) on every
     rank at once, over the same sizes: call overhead and speed per size (caches matter).
@@ -257,23 +258,29 @@ def multi_exchange_schedule(k: int):
                     owner=(0,) * k + (1,) * k)
 
 
-def shift_schedule(nranks: int, k: int = 1, reduce: bool = False):
+def shift_schedule(nranks: int, k: int = 1, reduce: bool = False,
+                   reducers: int | None = None):
     """One step in which every rank sends ``k`` messages (one chunk each) to the next rank
     and receives ``k`` from the previous: a measurement pattern, written as a ``reduce``-type
-    schedule whose copies (``reduce``: reductions) land on the chunks the receiver owns (so
-    that it compiles for the executor; it is no collective).
+    schedule whose copies (``reduce``: reductions; with ``reducers``, only ranks ``0 ..
+    reducers-1`` reduce, the others copy) land on the chunks the receiver owns (so that it
+    compiles for the executor; it is no collective).
 
     >>> s = shift_schedule(4, 2)
     >>> s.nchunks, len(s.steps[0]), s.steps[0].src.tolist(), s.steps[0].dst.tolist()
     (8, 8, [0, 0, 1, 1, 2, 2, 3, 3], [1, 1, 2, 2, 3, 3, 0, 0])
+    >>> shift_schedule(4, reduce=True, reducers=1).steps[0].reduce.tolist()
+    [False, False, False, True]
     """
     from collectives.ir import Schedule, make_step
 
     p = nranks
     src = [r for r in range(p) for _ in range(k)]
     dst = [(r + 1) % p for r in src]
-    step = make_step(src, dst, reduce, run_start=list(range(p * k)))
-    name = f"{'reducing-' if reduce else ''}shift-x{k}"
+    red = reduce if reducers is None else [reduce and d < reducers for d in dst]
+    step = make_step(src, dst, red, run_start=list(range(p * k)))
+    name = (f"{'reducing-' if reduce else ''}shift-x{k}"
+            + (f"-{reducers}-reducing" if reduce and reducers is not None else ""))
     return Schedule("reduce", name, p, p * k, (step,), owner=tuple(dst))
 
 
@@ -459,7 +466,7 @@ def _segments(sizes, times, base_lat: float, base_inv: float, notes: list, what:
 
 def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
               lone_written=None, crowd_written=None, reducing_shift=None,
-              crowd_reduced=None) -> dict:
+              crowd_reduced=None, reducing_shift_one=None) -> dict:
     """The calibrated model from the measurements (see the module docstring).
 
     ``lone``, ``crowd`` and ``reduce`` are times per size (seconds), ``multi`` maps k to the
@@ -472,7 +479,8 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     where below, not to the written one (on the AMD VM such a crowd step cost about the clean
     one, a lone transfer of written data 2.5x it at 512 KiB whoever wrote it).
     ``reducing_shift`` (the shift with a reduction at ``sizes[0]``) less ``multi[1]`` and the
-    reduction gives ``reduce_wait``. Raises
+    reduction gives ``reduce_wait``, ``reducing_shift_one`` (with it: the same shift in which
+    one rank reduces) ``reduce_wait_one``. Raises
     :class:`CalibrationError` naming the measurement where a figure cannot be used.
 
     >>> m = fit_model([4, 1024, 4096], [2e-6, 3e-6, 6e-6], [4e-6, 5e-6, 14e-6], 2,
@@ -495,6 +503,11 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
                                "(lone and crowd) or neither")
     if reducing_shift is not None:
         _positive("reducing shift", [reducing_shift], [sizes[0]])
+    if reducing_shift_one is not None:
+        if reducing_shift is None:
+            raise CalibrationError("cannot fit a model: the shift with one rank reducing "
+                                   "needs the one with every rank reducing")
+        _positive("reducing shift with one rank reducing", [reducing_shift_one], [sizes[0]])
     if lone_written is not None:
         _positive("lone relay of written data", lone_written, sizes)
         _positive("crowd forward of written data", crowd_written, sizes)
@@ -584,6 +597,14 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
                          f"reduction ({wait * 1e6:.2f} us); 0")
             wait = 0.0
         model["reduce_wait"] = wait
+        if reducing_shift_one is not None:
+            one = float(reducing_shift_one) - float(multi[1]) - r0
+            if one <= 0:
+                notes.append(f"reduce wait with one rank reducing: no slower than the shift and "
+                             f"the reduction ({one * 1e6:.2f} us); the wait is shared in "
+                             f"proportion to the reducing ranks")
+                one = 0.0
+            model["reduce_wait_one"] = one
     for key in ("alpha", "beta", "gamma", "reduce_overhead", "message_overhead"):
         if not (math.isfinite(model[key]) and model[key] >= 0):
             raise CalibrationError(f"cannot fit a model: {key} = {model[key]!r}")
@@ -830,12 +851,15 @@ class Measurements:
         # leave the difference in the reduced step; at the smallest size it is also the
         # reducing shift of reduce_wait (in place there, as the shift it is compared with)
         self.reducing_shift = shift_schedule(p, reduce=True)
+        # and with one rank reducing: how the wait grows with the reducing ranks is the
+        # library's (4 ranks on 2 cores: MPICH's hardly, Open MPI's about in proportion)
+        self.one_reducing_shift = shift_schedule(p, reduce=True, reducers=1)
         self.lone, self.crowd = [math.inf] * len(sizes), [math.inf] * len(sizes)
         self.relay_s, self.forward_s = [math.inf] * len(sizes), [math.inf] * len(sizes)
         self.reducing_forward_s = [math.inf] * len(sizes)
         self.reducing_shift_s = [math.inf] * len(sizes)
         self.multi = dict.fromkeys(MULTI, math.inf)
-        self.reducing = math.inf
+        self.reducing = self.reducing_one = math.inf
         self.reduce = [math.inf] * len(sizes)
 
     def one_pass(self) -> None:
@@ -866,6 +890,8 @@ class Measurements:
                 comm, comm, shift_schedule(p, k), self.sizes[0], 1, share, per))
         self.reducing = min(self.reducing, _pattern_time(
             comm, comm, self.reducing_shift, self.sizes[0], 1, share, per))
+        self.reducing_one = min(self.reducing_one, _pattern_time(
+            comm, comm, self.one_reducing_shift, self.sizes[0], 1, share, per))
         for i, size in enumerate(self.sizes):
             self.reduce[i] = min(self.reduce[i], _reduce_time(comm, size, share, per))
         self.passes += 1
@@ -885,7 +911,7 @@ class Measurements:
                          reduced_step_times(self.reducing_forward_s, self.reducing_shift_s))
         fitted = fit_model(sizes, self.lone, self.crowd, p, sizes, self.reduce, self.multi,
                            lone_written, crowd_written, self.reducing if shares else None,
-                           crowd_reduced)
+                           crowd_reduced, self.reducing_one if shares else None)
         fitted["ranks_per_core"] = float(ranks_per_core)
         # out of place, the written benchmarks hold an input and a result per chunk: their
         # sizes reach a collective's working set at half the size (sim.models.calibrated_cost).
@@ -918,7 +944,8 @@ class Measurements:
                       "and of forwarded data, crowd shift (every rank to the next) of clean "
                       "data and forwarding (of received and of reduced data, the forwarded data "
                       f"{'in place' if self.inplace else 'out of place'}), multi-message "
-                      "shift, reducing shift, np.add on every rank; "
+                      "shift, reducing shift (every rank and one rank reducing), np.add on every "
+                      "rank; "
                       f"{buffers} buffers in turn; piecewise factors through the measured "
                       "points (bench/calibrate.py)",
             "measurements": {
@@ -935,6 +962,7 @@ class Measurements:
                 "multi_exchange_bytes": sizes[0],
                 "multi_exchange_s": {str(k): v for k, v in self.multi.items()},
                 "reducing_shift_s": self.reducing,
+                "reducing_shift_one_s": self.reducing_one,
                 "reduce_sizes": sizes,
                 "reduce_s": list(self.reduce),
                 "seconds_per_point": self.seconds * self.passes,
@@ -968,6 +996,9 @@ def _print(model: dict) -> None:
         print(f"# reducing shift at {m['multi_exchange_bytes']} B: "
               f"{m['reducing_shift_s'] * 1e6:.2f} us (reduce wait "
               f"{model.get('reduce_wait', 0.0) * 1e6:.2f} us)")
+    if "reducing_shift_one_s" in m:
+        print(f"# the same with one rank reducing: {m['reducing_shift_one_s'] * 1e6:.2f} us "
+              f"(reduce wait {model.get('reduce_wait_one', 0.0) * 1e6:.2f} us)")
     print(f"# alpha = {model['alpha'] * 1e6:.3f} us, beta = {model['beta'] * 1e9:.4f} ns/B "
           f"({1 / model['beta'] / 1e9:.2f} GB/s), gamma = {model['gamma'] * 1e9:.4f} ns/B, "
           f"reduce overhead = {model['reduce_overhead'] * 1e6:.2f} us, message overhead o = "

@@ -80,6 +80,9 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
     assert meas["reducing_shift_s"] > 0
     from collectives.transport import cores
     assert ("reduce_wait" in m) == (ranks > cores()) and m.get("reduce_wait", 0.0) >= 0
+    # and with one rank reducing (a tree's steps reduce on fewer ranks)
+    assert meas["reducing_shift_one_s"] > 0
+    assert ("reduce_wait_one" in m) == (ranks > cores()) and m.get("reduce_wait_one", 0) >= 0
     assert meas["passes"] == 2 and meas["buffers"] == 2 and "lone relay" in m["method"]
     assert proc.stdout.splitlines()[0].startswith(("# MPICH", "# Open MPI"))
     values = load_model_file(model)

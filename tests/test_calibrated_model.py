@@ -350,6 +350,38 @@ def test_a_reduction_inside_a_step_waits_its_turn():
                                        params=H).time_s + 4e-6)
 
 
+def test_the_reduction_wait_with_one_rank_reducing():
+    m = _measurements()
+    # the shift with one rank reducing, less the shift and the np.add call: reduce_wait_one
+    doc = fit_model(**m, reducing_shift=5.5e-6, reducing_shift_one=4.5e-6)
+    assert doc["reduce_wait"] == pytest.approx(2e-6)
+    assert doc["reduce_wait_one"] == pytest.approx(4.5e-6 - 3e-6 - 0.5e-6)
+    # no slower than its parts: 0, and the older rule (in proportion to the ranks) with a note
+    low = fit_model(**m, reducing_shift=5.5e-6, reducing_shift_one=3.4e-6)
+    assert low["reduce_wait_one"] == 0.0
+    assert any("one rank reducing" in n and "in proportion" in n for n in low["notes"])
+    with pytest.raises(CalibrationError, match="needs the one with every rank reducing"):
+        fit_model(**m, reducing_shift_one=4.5e-6)
+    with pytest.raises(CalibrationError, match="one rank reducing"):
+        fit_model(**m, reducing_shift=5.5e-6, reducing_shift_one=float("nan"))
+    # N = 4: one reducing rank waits reduce_wait_one, k ranks on the line up to reduce_wait
+    w = Hockney(**{**CAL, "reduce_wait": 2e-6, "reduce_wait_one": 1e-6})
+    base_w = Hockney(**{**CAL})
+
+    def extra(dst, red):
+        src = [(d + 1) % 4 for d in dst]
+        n = np.full(len(dst), 100.0)
+        return (calibrated_cost(w, A, B, n, reduce=np.array(red), src=src, dst=dst)
+                - calibrated_cost(base_w, A, B, n, reduce=np.array(red), src=src, dst=dst))
+    assert extra([2, 1], [True, False]) == pytest.approx([1e-6, 0.0])
+    assert extra([2, 1], [True, True]) == pytest.approx([1e-6 + 1e-6 / 3] * 2)
+    assert extra([0, 1, 2, 3], [True] * 4) == pytest.approx([2e-6] * 4)
+    # the 4-rank binomial's reduce steps (two ranks, then one) at 64 B: 4/3 + 1 us of waits
+    binomial = predict("allreduce", "binomial", 4, 64, params=w).time_s
+    assert binomial == pytest.approx(predict("allreduce", "binomial", 4, 64,
+                                             params=base_w).time_s + 1e-6 + 1e-6 / 3 + 1e-6)
+
+
 def _measurements(**change):
     sizes = [4, 1024, 65536, 1 << 20]
     m = dict(sizes=sizes, lone=[2e-6, 2.2e-6, 12e-6, 160e-6],
