@@ -648,7 +648,8 @@ def sweep(comm=None, args=None, verbose: bool = True) -> list[Record]:
     if say:
         for line in _summary_lines(records, summary):
             print(line)
-        for line in _whole_run_lines(records, calibration, a.json):
+        for line in _whole_run_lines(records, calibration.passes if calibration else 0,
+                                     a.json):
             print(line)
         if model is not None:
             print(f"# calibrated in this run ({calibration.passes} pass(es) of bench "
@@ -743,9 +744,9 @@ def _whole_run_choices(records, collective: str, p: int, itemsize: int, model: d
                                                  params).label
 
 
-def _whole_run_lines(records, calibration, json_path) -> list[str]:
-    """``#`` lines naming the sizes where the run's whole calibration chooses otherwise than
-    auto's first pass did, and how to predict from it."""
+def _whole_run_lines(records, passes: int, json_path) -> list[str]:
+    """``#`` lines naming the sizes where the run's whole calibration (``passes`` passes)
+    chooses otherwise than auto's first pass did, and how to predict from it."""
     autos = [r for r in records if "whole_run_choice" in r.extra]
     other = [r for r in autos if r.extra["whole_run_choice"] != r.extra["choice"]]
     if not other:
@@ -753,7 +754,7 @@ def _whole_run_lines(records, calibration, json_path) -> list[str]:
     where = ", ".join(f"{r.size} B: {r.extra['whole_run_choice']}" for r in other)
     rerun = (f"--model-file {json_path}" if json_path else "--json FILE, then --model-file "
              "FILE")
-    return [f"# auto: this run's whole calibration ({calibration.passes} passes) chooses "
+    return [f"# auto: this run's whole calibration ({passes} passes) chooses "
             f"otherwise at {len(other)} of {len(autos)} sizes ({where}); {rerun} predicts "
             f"from it"]
 

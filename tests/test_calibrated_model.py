@@ -490,8 +490,6 @@ def test_a_bench_results_file_is_a_model_file_of_its_runs_calibration(tmp_path):
 
 
 def test_auto_names_the_sizes_where_the_whole_run_chooses_otherwise():
-    from types import SimpleNamespace
-
     from bench.sweep import _whole_run_lines
     from sim.table import make_record
 
@@ -499,17 +497,15 @@ def test_auto_names_the_sizes_where_the_whole_run_chooses_otherwise():
         r = make_record("allreduce", "auto", 2, size, size // 4, "float", "sum", 1e-5)
         r.extra.update(choice=first, whole_run_choice=whole)
         return r
-    calibration = SimpleNamespace(passes=3)
     same = [auto(8, "recursive-doubling", "recursive-doubling")]
-    assert _whole_run_lines(same, calibration, "r.json") == []
+    assert _whole_run_lines(same, 3, "r.json") == []
     records = same + [auto(1 << 20, "recursive-doubling", "ring"),
                       auto(4 << 20, "ring", "double-binary-tree segments=2")]
-    assert _whole_run_lines(records, calibration, "r.json") == [
+    assert _whole_run_lines(records, 3, "r.json") == [
         "# auto: this run's whole calibration (3 passes) chooses otherwise at 2 of 3 sizes "
         "(1048576 B: ring, 4194304 B: double-binary-tree segments=2); --model-file r.json "
         "predicts from it"]
-    assert "--json FILE, then --model-file FILE" in _whole_run_lines(records, calibration,
-                                                                     None)[0]
+    assert "--json FILE, then --model-file FILE" in _whole_run_lines(records, 3, None)[0]
 
 
 def _records(params, ranks=(2,), host="here", library="MPICH 5.0.2"):
