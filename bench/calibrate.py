@@ -329,6 +329,39 @@ def _ranks_on_this_host(comm) -> int:
     return names.count(MPI.Get_processor_name())
 
 
+def _cpu_count(cpu_list: str) -> int:
+    """The CPUs of a sysfs CPU list.
+
+    >>> _cpu_count("0-3,8")
+    5
+    """
+    n = 0
+    for part in filter(None, cpu_list.split(",")):
+        lo, _, hi = part.partition("-")
+        n += int(hi or lo) - int(lo) + 1
+    return n
+
+
+def _host_cache_bytes() -> int:
+    """This host's last-level CPU cache in bytes, all its instances together (Linux sysfs:
+    the largest cache of cpu0 times the CPUs over those sharing it); 0 where unknown."""
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    best, share = 0, 1
+    for index in base.glob("index*"):
+        try:
+            text = (index / "size").read_text().strip().upper()
+            shared = (index / "shared_cpu_list").read_text().strip()
+        except OSError:
+            continue
+        unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if not digits.isdigit() or int(digits) * unit <= best:
+            continue
+        best = int(digits) * unit
+        share = _cpu_count(shared)
+    return best * max((os.cpu_count() or 1) // max(share, 1), 1) if best else 0
+
+
 def _ones(n: int, dtype) -> np.ndarray:
     a = host_empty(n, dtype)
     a.fill(1)
@@ -466,7 +499,8 @@ def _segments(sizes, times, base_lat: float, base_inv: float, notes: list, what:
 
 def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
               lone_written=None, crowd_written=None, reducing_shift=None,
-              crowd_reduced=None, reducing_shift_one=None) -> dict:
+              crowd_reduced=None, reducing_shift_one=None, reducing_shifts=None,
+              reducing_shifts_fit: float = math.inf) -> dict:
     """The calibrated model from the measurements (see the module docstring).
 
     ``lone``, ``crowd`` and ``reduce`` are times per size (seconds), ``multi`` maps k to the
@@ -480,7 +514,10 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     one, a lone transfer of written data 2.5x it at 512 KiB whoever wrote it).
     ``reducing_shift`` (the shift with a reduction at ``sizes[0]``) less ``multi[1]`` and the
     reduction gives ``reduce_wait``, ``reducing_shift_one`` (with it: the same shift in which
-    one rank reduces) ``reduce_wait_one``. Raises
+    one rank reduces) ``reduce_wait_one``; ``reducing_shifts`` (the reducing shift at every
+    size, out of place) less the shift and the reduction at each size gives
+    ``reduce_wait_sizes``, ``[bytes, seconds]`` rows never falling with size, up to
+    ``reducing_shifts_fit`` (the largest message whose shift fits the host's cache). Raises
     :class:`CalibrationError` naming the measurement where a figure cannot be used.
 
     >>> m = fit_model([4, 1024, 4096], [2e-6, 3e-6, 6e-6], [4e-6, 5e-6, 14e-6], 2,
@@ -521,6 +558,8 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     # one at its size is the shift's own buffers staying hot, which no collective's steps
     # see; it becomes the lone figure, clean to clean and written to written (before the
     # envelope below, which would carry a large size's figure down to the smaller sizes)
+    # the reducing shifts' twins, as measured in the same harness (before the raising below)
+    shift_measured, reduce_measured = list(crowd), list(reduce)
     crowd = _at_least_lone(sizes, crowd, lone, "crowd exchange", "lone ping-pong", notes)
     if lone_written is not None:
         crowd_written = _at_least_lone(sizes, crowd_written, lone_written, "crowd forward",
@@ -605,6 +644,27 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
                              f"proportion to the reducing ranks")
                 one = 0.0
             model["reduce_wait_one"] = one
+        if reducing_shifts is not None and list(reduce_sizes) == list(sizes):
+            _positive("reducing shift", reducing_shifts, sizes)
+            # the same difference at every size (out of place, as the collectives run): with
+            # ranks sharing cores it grows with the bytes reduced (4 ranks on 2 cores, MPICH:
+            # 0.3 us at 64 KiB, 4-9 us from 128 KiB to 1 MiB), which one figure at the
+            # smallest size leaves out; a larger reduction never waits less (the envelope)
+            per = [max(float(r) - float(c) - float(g), 0.0)
+                   for r, c, g in zip(reducing_shifts, shift_measured, reduce_measured,
+                                      strict=True)]
+            per[0] = max(per[0], wait)
+            per = list(np.maximum.accumulate(per))
+            rows = [[float(s), float(w)] for s, w in zip(sizes, per, strict=True)
+                    if s <= reducing_shifts_fit]
+            if len(rows) >= 2:
+                model["reduce_wait_sizes"] = rows
+            if len(rows) < 2:
+                notes.append("reduce wait per size: not used (the host's cache size is "
+                             "unknown or too small for the reducing shift's buffers)")
+            elif len(rows) < len(sizes):
+                notes.append(f"reduce wait per size: up to {int(rows[-1][0])} B, where the "
+                             f"reducing shift's buffers fit the host's cache")
     for key in ("alpha", "beta", "gamma", "reduce_overhead", "message_overhead"):
         if not (math.isfinite(model[key]) and model[key] >= 0):
             raise CalibrationError(f"cannot fit a model: {key} = {model[key]!r}")
@@ -883,8 +943,10 @@ class Measurements:
             if self.reducing_forward is not None:
                 self.reducing_forward_s[i] = min(self.reducing_forward_s[i], timed(
                     self.reducing_forward, size, 1, out_of_place=oop))
-                self.reducing_shift_s[i] = min(self.reducing_shift_s[i], timed(
-                    self.reducing_shift, size, 1, out_of_place=oop))
+            # every size: with a core per rank for the reduced step, with ranks sharing
+            # cores for the reduction's wait per size (reduce_wait_sizes)
+            self.reducing_shift_s[i] = min(self.reducing_shift_s[i], timed(
+                self.reducing_shift, size, 1, out_of_place=oop))
         for k in MULTI:
             self.multi[k] = min(self.multi[k], _pattern_time(
                 comm, comm, shift_schedule(p, k), self.sizes[0], 1, share, per))
@@ -895,6 +957,17 @@ class Measurements:
         for i, size in enumerate(self.sizes):
             self.reduce[i] = min(self.reduce[i], _reduce_time(comm, size, share, per))
         self.passes += 1
+
+    def _reducing_shift_fits(self) -> float:
+        """The largest message of the reducing shift whose buffers, on every rank of the
+        host, fit its last-level cache (0: unknown): the shift holds ``p`` chunks per rank,
+        twice out of place, so beyond that it measures its own working set falling out of
+        cache, p times a message's (on the AMD VM, 4 ranks: the wait past the shift and the
+        reduction 7-38 us at 1 MiB, 57-159 at 2 MiB, 333-727 at 4 MiB), which the reduction
+        benchmark at a collective's own working set already prices."""
+        p = self.comm.Get_size()
+        per_rank = p * (1 if self.inplace else 2)
+        return _host_cache_bytes() / (_ranks_on_this_host(self.comm) * per_rank)
 
     def fit(self) -> dict:
         comm, sizes, buffers = self.comm, self.sizes, self.buffers
@@ -911,7 +984,9 @@ class Measurements:
                          reduced_step_times(self.reducing_forward_s, self.reducing_shift_s))
         fitted = fit_model(sizes, self.lone, self.crowd, p, sizes, self.reduce, self.multi,
                            lone_written, crowd_written, self.reducing if shares else None,
-                           crowd_reduced, self.reducing_one if shares else None)
+                           crowd_reduced, self.reducing_one if shares else None,
+                           self.reducing_shift_s if shares else None,
+                           self._reducing_shift_fits())
         fitted["ranks_per_core"] = float(ranks_per_core)
         # out of place, the written benchmarks hold an input and a result per chunk: their
         # sizes reach a collective's working set at half the size (sim.models.calibrated_cost).
@@ -957,8 +1032,7 @@ class Measurements:
                 "crowd_forward_s": list(self.forward_s),
                 "crowd_reducing_forward_s": (None if self.reducing_forward is None
                                              else list(self.reducing_forward_s)),
-                "crowd_reducing_shift_s": (None if self.reducing_forward is None
-                                           else list(self.reducing_shift_s)),
+                "crowd_reducing_shift_s": list(self.reducing_shift_s),
                 "multi_exchange_bytes": sizes[0],
                 "multi_exchange_s": {str(k): v for k, v in self.multi.items()},
                 "reducing_shift_s": self.reducing,

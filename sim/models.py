@@ -40,9 +40,10 @@ __all__ = ["CALIBRATION_FIELDS", "MODELS", "SHARING", "Contention", "Hockney", "
 CALIBRATION_FIELDS = ("size_factors", "crowd_factors", "crowd_transfers", "message_overhead",
                       "reduce_overhead", "reduce_factors", "written_size_factors",
                       "written_crowd_factors", "reduced_crowd_factors", "written_buffers",
-                      "reduce_wait", "reduce_wait_one", "ranks_per_core")
+                      "reduce_wait", "reduce_wait_one", "reduce_wait_sizes", "ranks_per_core")
 _TABLES = ("size_factors", "crowd_factors", "reduce_factors", "written_size_factors",
            "written_crowd_factors", "reduced_crowd_factors")
+_PAIRS = ("reduce_wait_sizes",)
 
 
 def _check_table(name: str, field: str, rows) -> None:
@@ -59,6 +60,19 @@ def _check_table(name: str, field: str, rows) -> None:
         raise ValueError(f"{name}: {field} rows must have increasing min_bytes, got {mins}")
 
 
+def _check_pairs(name: str, field: str, rows) -> None:
+    """``rows``: ``(bytes, seconds)`` pairs, finite, >= 0, with increasing bytes."""
+    if not isinstance(rows, tuple) or any(
+            not isinstance(r, tuple) or len(r) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int | float)
+                   or not math.isfinite(v) or v < 0 for v in r) for r in rows):
+        raise ValueError(f"{name}: {field} must be (bytes, seconds) rows of finite numbers "
+                         f">= 0, got {rows!r}")
+    if [r[0] for r in rows] != sorted({r[0] for r in rows}):
+        raise ValueError(f"{name}: {field} rows must have increasing bytes, got "
+                         f"{[r[0] for r in rows]}")
+
+
 def _check(name: str, obj) -> None:
     for f in fields(obj):
         v = getattr(obj, f.name)
@@ -66,6 +80,9 @@ def _check(name: str, obj) -> None:
             continue
         if f.name in _TABLES:
             _check_table(name, f.name, v)
+            continue
+        if f.name in _PAIRS:
+            _check_pairs(name, f.name, v)
             continue
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
             raise ValueError(
@@ -103,6 +120,7 @@ class Hockney:
     written_buffers: float = 0.0
     reduce_wait: float = 0.0
     reduce_wait_one: float = 0.0
+    reduce_wait_sizes: tuple = ()
     ranks_per_core: float = 0.0
     # set by the simulator for each call, not read from a model file (see calibrated_cost)
     working_set: float = 0.0
@@ -159,6 +177,7 @@ class Contention:
     written_buffers: float = 0.0
     reduce_wait: float = 0.0
     reduce_wait_one: float = 0.0
+    reduce_wait_sizes: tuple = ()
     ranks_per_core: float = 0.0
     # set by the simulator for each call, not read from a model file (see calibrated_cost)
     working_set: float = 0.0
@@ -290,7 +309,9 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
             summed over the receiver's reducing transfers of the step (it reduces them
             one after another), plus the reduction's wait w(k) (k: the ranks that
             reduce in the step; w(N) = reduce_wait, w(1) = reduce_wait_one, linear
-            between; without reduce_wait_one, older files: reduce_wait * min(k / N, 1))
+            between; without reduce_wait_one, older files: reduce_wait * min(k / N, 1)),
+            plus, where the model has ``reduce_wait_sizes`` W (ranks sharing cores),
+            W(b) - W(first row): what the wait grows by with the bytes reduced
 
     ``n = 1`` gives the lone measurement and ``n = N`` the crowded one, each a whole measured
     time (a line's latency is never combined with another line's slope: the lone and crowd
@@ -337,7 +358,12 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     the reducing ranks is the library's: on the AMD VM (4 ranks, 2 cores, 4 B) MPICH's was 1.4
     us with one rank reducing, 1.8 with two and 1.9 with four, Open MPI's 1.6, 1.2 and 3.0
     (a wait in proportion to the ranks, as older files are priced, put MPICH's 4-rank
-    binomial below 64 KiB 14-21% fast).
+    binomial below 64 KiB 14-21% fast). ``reduce_wait_sizes`` holds the same wait measured
+    at every size up to where the reducing shift's buffers fit the host's cache, ``(bytes,
+    seconds)`` rows read linearly between them: with ranks sharing cores it grows with the
+    bytes reduced (4 ranks on 2 cores, 12 calibrations, both libraries: 0.7-3.6 us up to
+    64 KiB, 3-7 at 128 KiB, 10-14 at 256 KiB, 19-23 at 512 KiB, 33-40 at 1 MiB), and one
+    figure at 4 B priced recursive doubling and the binomial tree 15-30% fast from 128 KiB.
 
     An empty transfer (0 bytes) costs nothing: the executor sends no message for it.
 
@@ -435,6 +461,11 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
                                                  - params.reduce_wait_one) * frac
             else:
                 wait = params.reduce_wait * (min(k / N, 1.0) if N > 0 else 1.0)
+            if params.reduce_wait_sizes:
+                # what the wait grows by with the bytes reduced, over its smallest size's
+                # figure (reduce_wait), in the collective's working set as the reduction is
+                ws, wv = np.array(params.reduce_wait_sizes, dtype=np.float64).T
+                wait = wait + np.maximum(np.interp(b, ws, wv) - wv[0], 0.0)
             red = red + np.where(rmask, wait, 0.0)
         t = t + red
     return np.where(live, np.broadcast_to(t, b.shape), 0.0)
@@ -538,10 +569,10 @@ def model_values(data, source: str = "model") -> dict:
         value = data.get(key)
         if value is None:
             continue
-        if key in _TABLES:
+        if key in _TABLES or key in _PAIRS:
             try:
                 value = tuple(tuple(float(v) for v in row) for row in value)
-                _check_table("model file", key, value)
+                (_check_table if key in _TABLES else _check_pairs)("model file", key, value)
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{source}: {key}: {e}") from None
         elif key == "crowd_transfers":

@@ -83,6 +83,12 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
     # and with one rank reducing (a tree's steps reduce on fewer ranks)
     assert meas["reducing_shift_one_s"] > 0
     assert ("reduce_wait_one" in m) == (ranks > cores()) and m.get("reduce_wait_one", 0) >= 0
+    # and at every size (kept where the shift's buffers fit the host's cache)
+    assert len(meas["crowd_reducing_shift_s"]) == len(meas["sizes"])
+    waits = m.get("reduce_wait_sizes", [])
+    assert not waits or ranks > cores()
+    assert [s for s, _ in waits] == meas["sizes"][:len(waits)]
+    assert all(b[1] >= a[1] >= 0 for a, b in zip(waits, waits[1:], strict=False))
     assert meas["passes"] == 2 and meas["buffers"] == 2 and "lone relay" in m["method"]
     assert proc.stdout.splitlines()[0].startswith(("# MPICH", "# Open MPI"))
     values = load_model_file(model)

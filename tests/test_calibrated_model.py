@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -729,3 +730,53 @@ def test_with_a_core_per_rank_a_mixed_step_takes_the_longer_of_its_clean_and_wri
     shared = replace(m, ranks_per_core=2.0)
     got = calibrated_cost(shared, A, B, b, src=src, dst=dst, written=np.array([1.0, 0, 1, 0]))
     assert got == pytest.approx(np.array([4.7e-6, 4.5e-6, 4.7e-6, 4.5e-6]))
+
+
+def test_the_reduction_wait_per_size():
+    """The reducing shift at every size, less the shift and the reduction at each: a wait
+    that grows with the bytes reduced, kept where the shift's buffers fit the host's cache."""
+    m = _measurements()
+    # sizes 4 B, 1 KiB, 64 KiB, 1 MiB: shift 3, 3.5, 20, 300 us; reduction 0.5, 0.8, 10, 200
+    shifts = [5.5e-6, 5.8e-6, 40e-6, 560e-6]
+    doc = fit_model(**m, reducing_shift=5.5e-6, reducing_shifts=shifts)
+    got = [(s, round(w * 1e6, 6)) for s, w in doc["reduce_wait_sizes"]]
+    # 1 KiB: 1.5 us, below the 2 us at 4 B: a larger reduction never waits less (envelope)
+    assert got == [(4.0, 2.0), (1024.0, 2.0), (65536.0, 10.0), (1048576.0, 60.0)]
+    # only up to the largest size whose shift fits the cache, and where that leaves one
+    # size, none (with a note)
+    cut = fit_model(**m, reducing_shift=5.5e-6, reducing_shifts=shifts,
+                    reducing_shifts_fit=100000.0)
+    assert [s for s, _ in cut["reduce_wait_sizes"]] == [4.0, 1024.0, 65536.0]
+    assert any("up to 65536 B" in n for n in cut["notes"])
+    none = fit_model(**m, reducing_shift=5.5e-6, reducing_shifts=shifts,
+                     reducing_shifts_fit=0.0)
+    assert "reduce_wait_sizes" not in none and any("not used" in n for n in none["notes"])
+    with pytest.raises(CalibrationError, match="reducing shift"):
+        fit_model(**m, reducing_shift=5.5e-6, reducing_shifts=[5.5e-6, 0.0, 40e-6, 560e-6])
+    # priced: a reducing transfer of b bytes waits reduce_wait plus what the rows grow by up
+    # to b (linear between rows, the last row's beyond)
+    base = Hockney(**{**CAL, "reduce_wait": 2e-6})
+    rows = ((4.0, 2e-6), (65536.0, 10e-6), (1048576.0, 60e-6))
+    w = replace(base, reduce_wait_sizes=rows)
+    src, dst, red = [1, 0], [0, 1], np.array([True, True])
+    for b, grown in ((4.0, 0.0), (65536.0, 8e-6), (557056.0, 33e-6), (4 << 20, 58e-6)):
+        n = np.full(2, b)
+        assert (calibrated_cost(w, A, B, n, reduce=red, src=src, dst=dst)
+                - calibrated_cost(base, A, B, n, reduce=red, src=src, dst=dst)
+                == pytest.approx([grown, grown]))
+    # a copy waits nothing
+    n = np.full(2, 65536.0)
+    assert (calibrated_cost(w, A, B, n, src=src, dst=dst)
+            == pytest.approx(calibrated_cost(base, A, B, n, src=src, dst=dst)))
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([[4, 1e-6], [1024, -1e-6]], "finite numbers >= 0"),
+    ([[1024, 1e-6], [4, 2e-6]], "increasing bytes"),
+    ([[4, 1e-6, 0]], "(bytes, seconds) rows"),
+])
+def test_a_bad_reduce_wait_table_is_named(tmp_path, rows, message):
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"alpha": 1e-6, "beta": 1e-9, "reduce_wait_sizes": rows}))
+    with pytest.raises(ValueError, match=rf"reduce_wait_sizes.*{re.escape(message)}"):
+        load_model_file(path)
