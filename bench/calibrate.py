@@ -958,16 +958,18 @@ class Measurements:
             self.reduce[i] = min(self.reduce[i], _reduce_time(comm, size, share, per))
         self.passes += 1
 
-    def _reducing_shift_fits(self) -> float:
-        """The largest message of the reducing shift whose buffers, on every rank of the
-        host, fit its last-level cache (0: unknown): the shift holds ``p`` chunks per rank,
-        twice out of place, so beyond that it measures its own working set falling out of
-        cache, p times a message's (on the AMD VM, 4 ranks: the wait past the shift and the
-        reduction 7-38 us at 1 MiB, 57-159 at 2 MiB, 333-727 at 4 MiB), which the reduction
-        benchmark at a collective's own working set already prices."""
-        p = self.comm.Get_size()
-        per_rank = p * (1 if self.inplace else 2)
-        return _host_cache_bytes() / (_ranks_on_this_host(self.comm) * per_rank)
+    def _cache_per_rank(self) -> float:
+        """The host's last-level cache over the job's ranks on it, in bytes (0: unknown)."""
+        return _host_cache_bytes() / _ranks_on_this_host(self.comm)
+
+    def _reducing_shift_fits(self, cache_per_rank: float) -> float:
+        """The largest message of the reducing shift whose buffers fit ``cache_per_rank``:
+        the shift holds ``p`` chunks per rank, twice out of place, so beyond that it measures
+        its own working set falling out of cache, p times a message's (on the AMD VM, 4
+        ranks: the wait past the shift and the reduction 33-40 us at 1 MiB, 57-159 at 2 MiB,
+        333-727 at 4 MiB), which the reduction benchmark at a collective's own working set
+        already prices."""
+        return cache_per_rank / (self.comm.Get_size() * (1 if self.inplace else 2))
 
     def fit(self) -> dict:
         comm, sizes, buffers = self.comm, self.sizes, self.buffers
@@ -978,6 +980,7 @@ class Measurements:
         # collectives did not show: it priced them 14-21% slow below 8 KiB)
         ranks_per_core = self.ranks_per_core
         shares = ranks_per_core > 1
+        cache = self._cache_per_rank()
         lone_written = relay_transfer_times(self.relay_s, self.lone, p, self.inplace)
         crowd_written = forward_step_times(self.forward_s, self.crowd, p, self.inplace)
         crowd_reduced = (None if self.reducing_forward is None else
@@ -986,8 +989,13 @@ class Measurements:
                            lone_written, crowd_written, self.reducing if shares else None,
                            crowd_reduced, self.reducing_one if shares else None,
                            self.reducing_shift_s if shares else None,
-                           self._reducing_shift_fits())
+                           self._reducing_shift_fits(cache))
         fitted["ranks_per_core"] = float(ranks_per_core)
+        if "reduce_wait_sizes" in fitted:
+            # the rows hold for a collective whose working set fits the cache as the shift's
+            # did; beyond, the reduction's own benchmark at that working set prices it (with
+            # the rows as well, the 4-rank ring of 4 MiB was priced 14 points slower still)
+            fitted["cache_per_rank"] = cache
         # out of place, the written benchmarks hold an input and a result per chunk: their
         # sizes reach a collective's working set at half the size (sim.models.calibrated_cost).
         # Only where every rank has a core of its own: re-predicting stored 4-rank runs on 2

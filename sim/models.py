@@ -40,7 +40,8 @@ __all__ = ["CALIBRATION_FIELDS", "MODELS", "SHARING", "Contention", "Hockney", "
 CALIBRATION_FIELDS = ("size_factors", "crowd_factors", "crowd_transfers", "message_overhead",
                       "reduce_overhead", "reduce_factors", "written_size_factors",
                       "written_crowd_factors", "reduced_crowd_factors", "written_buffers",
-                      "reduce_wait", "reduce_wait_one", "reduce_wait_sizes", "ranks_per_core")
+                      "reduce_wait", "reduce_wait_one", "reduce_wait_sizes", "cache_per_rank",
+                      "ranks_per_core")
 _TABLES = ("size_factors", "crowd_factors", "reduce_factors", "written_size_factors",
            "written_crowd_factors", "reduced_crowd_factors")
 _PAIRS = ("reduce_wait_sizes",)
@@ -121,6 +122,7 @@ class Hockney:
     reduce_wait: float = 0.0
     reduce_wait_one: float = 0.0
     reduce_wait_sizes: tuple = ()
+    cache_per_rank: float = 0.0
     ranks_per_core: float = 0.0
     # set by the simulator for each call, not read from a model file (see calibrated_cost)
     working_set: float = 0.0
@@ -178,6 +180,7 @@ class Contention:
     reduce_wait: float = 0.0
     reduce_wait_one: float = 0.0
     reduce_wait_sizes: tuple = ()
+    cache_per_rank: float = 0.0
     ranks_per_core: float = 0.0
     # set by the simulator for each call, not read from a model file (see calibrated_cost)
     working_set: float = 0.0
@@ -311,7 +314,8 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
             reduce in the step; w(N) = reduce_wait, w(1) = reduce_wait_one, linear
             between; without reduce_wait_one, older files: reduce_wait * min(k / N, 1)),
             plus, where the model has ``reduce_wait_sizes`` W (ranks sharing cores),
-            W(b) - W(first row): what the wait grows by with the bytes reduced
+            W(b) - W(first row): what the wait grows by with the bytes reduced, while
+            working_set <= cache_per_rank (where the file gives it)
 
     ``n = 1`` gives the lone measurement and ``n = N`` the crowded one, each a whole measured
     time (a line's latency is never combined with another line's slope: the lone and crowd
@@ -364,6 +368,10 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     bytes reduced (4 ranks on 2 cores, 12 calibrations, both libraries: 0.7-3.6 us up to
     64 KiB, 3-7 at 128 KiB, 10-14 at 256 KiB, 19-23 at 512 KiB, 33-40 at 1 MiB), and one
     figure at 4 B priced recursive doubling and the binomial tree 15-30% fast from 128 KiB.
+    The rows hold while the collective's working set fits ``cache_per_rank`` (the host's
+    last-level cache over its ranks) as the shift's buffers did; beyond it the reduction is
+    priced from its own benchmark at that working set, out of cache, and the wait does not
+    add to it (added, the 4-rank ring of 4 MiB was priced 14 points slower still).
 
     An empty transfer (0 bytes) costs nothing: the executor sends no message for it.
 
@@ -461,7 +469,8 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
                                                  - params.reduce_wait_one) * frac
             else:
                 wait = params.reduce_wait * (min(k / N, 1.0) if N > 0 else 1.0)
-            if params.reduce_wait_sizes:
+            if params.reduce_wait_sizes and not (
+                    params.cache_per_rank and params.working_set > params.cache_per_rank):
                 # what the wait grows by with the bytes reduced, over its smallest size's
                 # figure (reduce_wait), in the collective's working set as the reduction is
                 ws, wv = np.array(params.reduce_wait_sizes, dtype=np.float64).T
@@ -582,6 +591,7 @@ def model_values(data, source: str = "model") -> dict:
         elif isinstance(value, bool) or not isinstance(value, int | float) or not (
                 math.isfinite(value) and value >= 0):
             what = ("a number" if key in ("ranks_per_core", "written_buffers")
+                    else "a number of bytes" if key == "cache_per_rank"
                     else "a number of seconds")
             raise ValueError(f"{source}: {key} must be {what} >= 0, got {value!r}")
         else:

@@ -764,8 +764,14 @@ def test_the_reduction_wait_per_size():
         assert (calibrated_cost(w, A, B, n, reduce=red, src=src, dst=dst)
                 - calibrated_cost(base, A, B, n, reduce=red, src=src, dst=dst)
                 == pytest.approx([grown, grown]))
-    # a copy waits nothing
+    # only while the collective's working set fits the cache per rank, as the shift's did
     n = np.full(2, 65536.0)
+    for working_set, grown in ((5e5, 8e-6), (2e6, 0.0)):
+        c = replace(w, cache_per_rank=1e6, working_set=working_set)
+        assert (calibrated_cost(c, A, B, n, reduce=red, src=src, dst=dst)
+                - calibrated_cost(replace(base, working_set=working_set), A, B, n, reduce=red,
+                                  src=src, dst=dst) == pytest.approx([grown, grown]))
+    # a copy waits nothing
     assert (calibrated_cost(w, A, B, n, src=src, dst=dst)
             == pytest.approx(calibrated_cost(base, A, B, n, src=src, dst=dst)))
 
