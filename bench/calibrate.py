@@ -647,9 +647,9 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
         if reducing_shifts is not None and list(reduce_sizes) == list(sizes):
             _positive("reducing shift", reducing_shifts, sizes)
             # the same difference at every size (out of place, as the collectives run): with
-            # ranks sharing cores it grows with the bytes reduced (4 ranks on 2 cores, MPICH:
-            # 0.3 us at 64 KiB, 4-9 us from 128 KiB to 1 MiB), which one figure at the
-            # smallest size leaves out; a larger reduction never waits less (the envelope)
+            # ranks sharing cores it grows with the bytes reduced (4 ranks on 2 cores: 0.7-3.6
+            # us up to 64 KiB, 33-40 at 1 MiB), which one figure at the smallest size leaves
+            # out; a larger reduction never waits less (the envelope)
             per = [max(float(r) - float(c) - float(g), 0.0)
                    for r, c, g in zip(reducing_shifts, shift_measured, reduce_measured,
                                       strict=True)]
@@ -657,14 +657,14 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
             per = list(np.maximum.accumulate(per))
             rows = [[float(s), float(w)] for s, w in zip(sizes, per, strict=True)
                     if s <= reducing_shifts_fit]
-            if len(rows) >= 2:
-                model["reduce_wait_sizes"] = rows
             if len(rows) < 2:
                 notes.append("reduce wait per size: not used (the host's cache size is "
                              "unknown or too small for the reducing shift's buffers)")
-            elif len(rows) < len(sizes):
-                notes.append(f"reduce wait per size: up to {int(rows[-1][0])} B, where the "
-                             f"reducing shift's buffers fit the host's cache")
+            else:
+                model["reduce_wait_sizes"] = rows
+                if len(rows) < len(sizes):
+                    notes.append(f"reduce wait per size: up to {int(rows[-1][0])} B, where "
+                                 f"the reducing shift's buffers fit the host's cache")
     for key in ("alpha", "beta", "gamma", "reduce_overhead", "message_overhead"):
         if not (math.isfinite(model[key]) and model[key] >= 0):
             raise CalibrationError(f"cannot fit a model: {key} = {model[key]!r}")
@@ -980,7 +980,7 @@ class Measurements:
         # collectives did not show: it priced them 14-21% slow below 8 KiB)
         ranks_per_core = self.ranks_per_core
         shares = ranks_per_core > 1
-        cache = self._cache_per_rank()
+        cache = self._cache_per_rank() if shares else 0.0
         lone_written = relay_transfer_times(self.relay_s, self.lone, p, self.inplace)
         crowd_written = forward_step_times(self.forward_s, self.crowd, p, self.inplace)
         crowd_reduced = (None if self.reducing_forward is None else

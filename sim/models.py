@@ -240,6 +240,12 @@ def _table(rows: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return arr[:, 0], arr[:, 1], arr[:, 2]
 
 
+@lru_cache(maxsize=64)
+def _pairs(rows: tuple) -> tuple[np.ndarray, np.ndarray]:
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
 def _factors(rows: tuple, nbytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(latency factor, bandwidth factor) per size: the last row with ``min_bytes <= size``
     (the first row below every ``min_bytes``), as SimGrid SMPI reads its factor lists."""
@@ -473,7 +479,7 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
                     params.cache_per_rank and params.working_set > params.cache_per_rank):
                 # what the wait grows by with the bytes reduced, over its smallest size's
                 # figure (reduce_wait), in the collective's working set as the reduction is
-                ws, wv = np.array(params.reduce_wait_sizes, dtype=np.float64).T
+                ws, wv = _pairs(params.reduce_wait_sizes)
                 wait = wait + np.maximum(np.interp(b, ws, wv) - wv[0], 0.0)
             red = red + np.where(rmask, wait, 0.0)
         t = t + red
