@@ -234,22 +234,16 @@ def is_calibrated(params) -> bool:
     return bool(getattr(params, "size_factors", ()))
 
 
-@lru_cache(maxsize=64)
-def _table(rows: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    arr = np.array(rows, dtype=np.float64).reshape(-1, 3)
-    return arr[:, 0], arr[:, 1], arr[:, 2]
-
-
-@lru_cache(maxsize=64)
-def _pairs(rows: tuple) -> tuple[np.ndarray, np.ndarray]:
-    arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
-    return arr[:, 0], arr[:, 1]
+@lru_cache(maxsize=128)
+def _columns(rows: tuple, width: int) -> tuple[np.ndarray, ...]:
+    """The columns of a model file's table of ``width``-number rows, parsed once per table."""
+    return tuple(np.array(rows, dtype=np.float64).reshape(-1, width).T)
 
 
 def _factors(rows: tuple, nbytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(latency factor, bandwidth factor) per size: the last row with ``min_bytes <= size``
     (the first row below every ``min_bytes``), as SimGrid SMPI reads its factor lists."""
-    mins, lat, bw = _table(rows)
+    mins, lat, bw = _columns(rows, 3)
     i = np.clip(np.searchsorted(mins, nbytes, side="right") - 1, 0, len(mins) - 1)
     return lat[i], bw[i]
 
@@ -478,8 +472,9 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
             if params.reduce_wait_sizes and not (
                     params.cache_per_rank and params.working_set > params.cache_per_rank):
                 # what the wait grows by with the bytes reduced, over its smallest size's
-                # figure (reduce_wait), in the collective's working set as the reduction is
-                ws, wv = _pairs(params.reduce_wait_sizes)
+                # figure (reduce_wait); only while the collective's working set fits the
+                # cache, as the shift's buffers did
+                ws, wv = _columns(params.reduce_wait_sizes, 2)
                 wait = wait + np.maximum(np.interp(b, ws, wv) - wv[0], 0.0)
             red = red + np.where(rmask, wait, 0.0)
         t = t + red
