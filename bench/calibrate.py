@@ -41,7 +41,11 @@ the rank count you benchmark with: 4 ranks on 2 cores is a different machine fro
     shift with one rank reducing, ``reduce_wait_one`` (a tree's steps reduce on fewer ranks).
 ``reduce``
     ``np.add(a, b, out=c)`` (float32, three distinct arrays, as the executor reduces) on every
-    rank at once, over the same sizes: call overhead and speed per size (caches matter).
+    rank at once, over the same sizes: call overhead and speed per size (caches matter); and
+    on rank 0 alone, the others idling as a collective's idle ranks do (``reduce_one``): out
+    of cache the ranks of a host share its memory bandwidth, and a tree's steps reduce on
+    fewer ranks than a ring's (2 ranks on the AMD VM: the 8 MiB reduction alone took 0.45-0.8x
+    its time on both ranks at once; in cache 1.0x).
 
 Each figure is the fastest of ``--windows`` timed windows (the machine's noise only adds time),
 spread over ``--passes`` passes through all sizes (a slow spell of a shared machine spoils one
@@ -96,7 +100,8 @@ from sim.models import model_document
 __all__ = ["CalibrationError", "Measurements", "calibrate", "calibration_sizes",
            "clean_relay_schedule", "exchange_schedule", "fit_line", "fit_model",
            "forward_schedule", "measure_and_fit", "model_mismatches", "multi_exchange_schedule",
-           "pingpong_schedule", "reduced_step_times", "relay_schedule", "relay_transfer_times",
+           "pingpong_schedule", "reduced_step_times", "reducing_relay_schedule",
+           "relay_reduced_times", "relay_schedule", "relay_transfer_times",
            "shift_schedule", "write_model"]
 
 FORMAT = "collectives.model/3"
@@ -194,6 +199,27 @@ def clean_relay_schedule(nranks: int):
     steps = tuple(make_step([r], [(r + 1) % p], False, run_start=[r]) for r in range(p))
     return Schedule("reduce", f"relay-clean-{p}", p, p, steps,
                     owner=tuple((c + 1) % p for c in range(p)))
+
+
+def reducing_relay_schedule(nranks: int):
+    """The relay of :func:`relay_schedule` in which each receiver but the root reduces the
+    chunk into its own and sends the sum on (a chain reduce, the last sum copied back to the
+    root): after the root's first transfer, every transfer sends data a reduction wrote, one
+    transfer in flight at a time, as a tree's or a binomial's lone transfers send it.
+    ``bench calibrate`` runs it out of place (but with ``--inplace 1``), where the root sends
+    its input (:func:`relay_reduced_times`).
+
+    >>> s = reducing_relay_schedule(3)
+    >>> [(st.src.tolist(), st.dst.tolist(), st.reduce.tolist()) for st in s.steps]
+    [([0], [1], [True]), ([1], [2], [True]), ([2], [0], [False])]
+    >>> [r.tolist() for _, r in s.sent_written_kinds()]
+    [[0.0], [1.0], [1.0]]
+    """
+    from collectives.ir import Schedule, make_step
+
+    p = nranks
+    steps = tuple(make_step([r], [(r + 1) % p], r < p - 1, run_start=[0]) for r in range(p))
+    return Schedule("reduce", f"reducing-relay-{p}", p, 1, steps, owner=(0,))
 
 
 def forward_schedule(nranks: int, reduce: bool = False):
@@ -404,13 +430,15 @@ def _pattern_time(comm, run_comm, schedule, nbytes, per_call, seconds, windows, 
         prep.free()
 
 
-def _reduce_time(comm, nbytes: int, seconds: float, windows: int) -> float:
+def _reduce_time(comm, nbytes: int, seconds: float, windows: int, alone: bool = False) -> float:
+    """The reduction's time on every rank at once, or (``alone``) on rank 0 while the others
+    idle as a collective's idle ranks do."""
     n = max(nbytes // 4, 1)
     a, b, c = (_ones(n, np.float32) for _ in range(3))
 
     def fn():
         np.add(a, b, c)
-    return _timed(comm, fn, 1, seconds, windows)
+    return _timed(comm, None if alone and comm.Get_rank() != 0 else fn, 1, seconds, windows)
 
 
 # ------------------------------------------------------------------------------------------
@@ -500,7 +528,8 @@ def _segments(sizes, times, base_lat: float, base_inv: float, notes: list, what:
 def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
               lone_written=None, crowd_written=None, reducing_shift=None,
               crowd_reduced=None, reducing_shift_one=None, reducing_shifts=None,
-              reducing_shifts_fit: float = math.inf) -> dict:
+              reducing_shifts_fit: float = math.inf, reduce_one=None,
+              lone_reduced=None) -> dict:
     """The calibrated model from the measurements (see the module docstring).
 
     ``lone``, ``crowd`` and ``reduce`` are times per size (seconds), ``multi`` maps k to the
@@ -517,8 +546,13 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     one rank reduces) ``reduce_wait_one``; ``reducing_shifts`` (the reducing shift at every
     size, out of place) less the shift and the reduction at each size gives
     ``reduce_wait_sizes``, ``[bytes, seconds]`` rows never falling with size, up to
-    ``reducing_shifts_fit`` (the largest message whose shift fits the host's cache). Raises
-    :class:`CalibrationError` naming the measurement where a figure cannot be used.
+    ``reducing_shifts_fit`` (the largest message whose shift fits the host's cache).
+    ``reduce_one`` (the reduction on one rank alone, at ``reduce_sizes``) gives
+    ``reduce_one_factors``, on the same ``reduce_overhead`` and ``gamma``; a figure above
+    the crowd's at its size is lowered to it. ``lone_reduced`` (with the written ones) the
+    lone time of data a reduction wrote (the reducing relay) gives ``reduced_size_factors``,
+    raised to the clean lone figure where below. Raises :class:`CalibrationError` naming the
+    measurement where a figure cannot be used.
 
     >>> m = fit_model([4, 1024, 4096], [2e-6, 3e-6, 6e-6], [4e-6, 5e-6, 14e-6], 2,
     ...               [4, 1024, 4096], [1e-6, 1.5e-6, 3e-6], {1: 4e-6, 2: 6e-6})
@@ -534,6 +568,8 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     _positive("lone ping-pong", lone, sizes)
     _positive("crowd exchange", crowd, sizes)
     _positive("reduction", reduce, reduce_sizes)
+    if reduce_one is not None:
+        _positive("reduction on one rank", reduce_one, reduce_sizes)
     _positive("multi-message exchange", list(multi.values()), [f"k={k}" for k in multi])
     if (lone_written is None) != (crowd_written is None):
         raise CalibrationError("cannot fit a model: give both written-data measurements "
@@ -553,6 +589,11 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
             raise CalibrationError("cannot fit a model: the reducing forward needs the "
                                    "written-data measurements (lone and crowd) too")
         _positive("crowd forward of reduced data", crowd_reduced, sizes)
+    if lone_reduced is not None:
+        if lone_written is None:
+            raise CalibrationError("cannot fit a model: the reducing relay needs the "
+                                   "written-data measurements (lone and crowd) too")
+        _positive("lone relay of reduced data", lone_reduced, sizes)
     notes: list[str] = []
     # n transfers at once share the host's memory and cores: a crowd figure below the lone
     # one at its size is the shift's own buffers staying hot, which no collective's steps
@@ -570,11 +611,24 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
         crowd_reduced = _at_least_lone(sizes, crowd_reduced, lone, "crowd forward of reduced "
                                        "data", "lone ping-pong", notes)
         crowd_reduced = _envelope(crowd_reduced, "crowd forward of reduced data", notes)
+    if lone_reduced is not None:
+        lone_reduced = _at_least_lone(sizes, lone_reduced, lone, "lone relay of reduced data",
+                                      "lone ping-pong", notes)
+        lone_reduced = _envelope(lone_reduced, "lone relay of reduced data", notes)
     # Noise only adds time, and a larger message never takes less: each figure becomes the
     # smallest measured at its size or any larger one (a right-to-left running minimum).
     lone = _envelope(lone, "lone ping-pong", notes)
     crowd = _envelope(crowd, "crowd exchange", notes)
     reduce = _envelope(reduce, "reduction", notes)
+    if reduce_one is not None:
+        # one rank alone never reduces slower than every rank at once: a figure above the
+        # crowd's is noise, and becomes the crowd's (before its own envelope)
+        above = sum(o > c for o, c in zip(reduce_one, reduce, strict=True))
+        if above:
+            notes.append(f"reduction on one rank: {above} of {len(reduce)} figures above every "
+                         f"rank's at once lowered to it")
+        reduce_one = _envelope([min(o, c) for o, c in zip(reduce_one, reduce, strict=True)],
+                               "reduction on one rank", notes)
     multi = dict(zip(sorted(multi), _envelope([multi[k] for k in sorted(multi)],
                                               "multi-message exchange", notes), strict=True))
     alpha = float(lone[0])
@@ -602,6 +656,9 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
         "reduce_overhead": r0,
         "reduce_factors": _segments(reduce_sizes, reduce, r0, gamma, notes, "reduction"),
     }
+    if reduce_one is not None:
+        model["reduce_one_factors"] = _segments(reduce_sizes, reduce_one, r0, gamma, notes,
+                                                "reduction on one rank")
     if lone_written is not None:
         model["written_size_factors"] = _segments(sizes, lone_written, alpha, beta, notes,
                                                   "lone relay of written data")
@@ -610,6 +667,9 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     if crowd_reduced is not None:
         model["reduced_crowd_factors"] = _segments(sizes, crowd_reduced, alpha, beta, notes,
                                                    "crowd forward of reduced data")
+    if lone_reduced is not None:
+        model["reduced_size_factors"] = _segments(sizes, lone_reduced, alpha, beta, notes,
+                                                  "lone relay of reduced data")
     # o: the k-message exchange against the same model without o, per extra message posted
     h = Hockney(alpha, beta, gamma, **{k: v for k, v in model.items()
                                        if k not in ("alpha", "beta", "gamma")})
@@ -699,6 +759,24 @@ def reduced_step_times(forward, reducing_shift) -> list[float]:
     [15.0, 4.0]
     """
     return [f - r if f - r > 0 else f / 2 for f, r in zip(forward, reducing_shift, strict=True)]
+
+
+def relay_reduced_times(relay, first, reduce_one, nranks: int) -> list[float]:
+    """The lone transfer time of data a reduction wrote from the reducing relay's time per
+    transfer (:func:`reducing_relay_schedule`): of its ``nranks`` transfers the root's
+    first sends its input (``first``: the clean lone time out of place, the written one in
+    place) and ``nranks - 1`` receivers reduce, one at a time (``reduce_one``: the reduction
+    on one rank alone); the other ``nranks - 1`` transfers send what a reduction wrote.
+    Where noise leaves that below nothing, the relay's own time.
+
+    >>> relay_reduced_times([10.0, 2.0], [4.0, 3.0], [2.0, 2.0], 2)
+    [14.0, 2.0]
+    """
+    out = []
+    for r, c, g in zip(relay, first, reduce_one, strict=True):
+        t = (nranks * r - c - (nranks - 1) * g) / (nranks - 1)
+        out.append(t if t > 0 else r)
+    return out
 
 
 def relay_transfer_times(relay, lone, nranks: int, inplace: bool = False) -> list[float]:
@@ -906,6 +984,11 @@ class Measurements:
         self.ranks_per_core = comm.allreduce(_ranks_on_this_host(comm) / cores(), op=MPI.MAX)
         self.reducing_forward = (forward_schedule(p, reduce=True)
                                  if self.ranks_per_core <= 1 else None)
+        # and the lone relay of data a reduction wrote, a tree's lone transfers (2 ranks on
+        # the AMD VM, in a job of the slow kind: 45 us at 256 KiB against 21 for received
+        # data and 7 for clean; the 2-rank binomial tree was priced 34-46% fast without it)
+        self.reducing_relay = (reducing_relay_schedule(p)
+                               if self.ranks_per_core <= 1 else None)
         # its first step alone, taken off it: the shift and the reduction benchmark add up to
         # less than that step from 4 MiB (2 ranks: 308-343 against 358-543 us), which would
         # leave the difference in the reduced step; at the smallest size it is also the
@@ -917,10 +1000,12 @@ class Measurements:
         self.lone, self.crowd = [math.inf] * len(sizes), [math.inf] * len(sizes)
         self.relay_s, self.forward_s = [math.inf] * len(sizes), [math.inf] * len(sizes)
         self.reducing_forward_s = [math.inf] * len(sizes)
+        self.reducing_relay_s = [math.inf] * len(sizes)
         self.reducing_shift_s = [math.inf] * len(sizes)
         self.multi = dict.fromkeys(MULTI, math.inf)
         self.reducing = self.reducing_one = math.inf
         self.reduce = [math.inf] * len(sizes)
+        self.reduce_one = [math.inf] * len(sizes)
 
     def one_pass(self) -> None:
         comm, p, share, per = self.comm, self.comm.Get_size(), self.seconds, self.windows
@@ -943,6 +1028,9 @@ class Measurements:
             if self.reducing_forward is not None:
                 self.reducing_forward_s[i] = min(self.reducing_forward_s[i], timed(
                     self.reducing_forward, size, 1, out_of_place=oop))
+            if self.reducing_relay is not None:
+                self.reducing_relay_s[i] = min(self.reducing_relay_s[i], timed(
+                    self.reducing_relay, size, p, out_of_place=oop))
             # every size: with a core per rank for the reduced step, with ranks sharing
             # cores for the reduction's wait per size (reduce_wait_sizes)
             self.reducing_shift_s[i] = min(self.reducing_shift_s[i], timed(
@@ -956,6 +1044,8 @@ class Measurements:
             comm, comm, self.one_reducing_shift, self.sizes[0], 1, share, per))
         for i, size in enumerate(self.sizes):
             self.reduce[i] = min(self.reduce[i], _reduce_time(comm, size, share, per))
+            self.reduce_one[i] = min(self.reduce_one[i],
+                                     _reduce_time(comm, size, share, per, alone=True))
         self.passes += 1
 
     def _cache_per_rank(self) -> float:
@@ -985,11 +1075,14 @@ class Measurements:
         crowd_written = forward_step_times(self.forward_s, self.crowd, p, self.inplace)
         crowd_reduced = (None if self.reducing_forward is None else
                          reduced_step_times(self.reducing_forward_s, self.reducing_shift_s))
+        lone_reduced = (None if self.reducing_relay is None else relay_reduced_times(
+            self.reducing_relay_s, lone_written if self.inplace else self.lone,
+            self.reduce_one, p))
         fitted = fit_model(sizes, self.lone, self.crowd, p, sizes, self.reduce, self.multi,
                            lone_written, crowd_written, self.reducing if shares else None,
                            crowd_reduced, self.reducing_one if shares else None,
                            self.reducing_shift_s if shares else None,
-                           self._reducing_shift_fits(cache))
+                           self._reducing_shift_fits(cache), self.reduce_one, lone_reduced)
         fitted["ranks_per_core"] = float(ranks_per_core)
         if "reduce_wait_sizes" in fitted:
             # the rows hold for a collective whose working set fits the cache as the shift's
@@ -1023,12 +1116,13 @@ class Measurements:
             "inplace": self.inplace,
             "date": env["date"],
             "method": "micro-benchmarks through collectives.mpi_executor.prepare on every "
-                      "rank: lone relay (one transfer at a time round every rank) of clean "
-                      "and of forwarded data, crowd shift (every rank to the next) of clean "
-                      "data and forwarding (of received and of reduced data, the forwarded data "
+                      "rank: lone relay (one transfer at a time round every rank) of clean, "
+                      "of forwarded and of reduced data, crowd shift (every rank to the next) "
+                      "of clean data and forwarding (of received and of reduced data, the "
+                      "forwarded data "
                       f"{'in place' if self.inplace else 'out of place'}), multi-message "
                       "shift, reducing shift (every rank and one rank reducing), np.add on every "
-                      "rank; "
+                      "rank and on one rank alone; "
                       f"{buffers} buffers in turn; piecewise factors through the measured "
                       "points (bench/calibrate.py)",
             "measurements": {
@@ -1041,12 +1135,16 @@ class Measurements:
                 "crowd_reducing_forward_s": (None if self.reducing_forward is None
                                              else list(self.reducing_forward_s)),
                 "crowd_reducing_shift_s": list(self.reducing_shift_s),
+                "lone_reducing_relay_s": (None if self.reducing_relay is None
+                                          else list(self.reducing_relay_s)),
+                "lone_reduced_s": lone_reduced,
                 "multi_exchange_bytes": sizes[0],
                 "multi_exchange_s": {str(k): v for k, v in self.multi.items()},
                 "reducing_shift_s": self.reducing,
                 "reducing_shift_one_s": self.reducing_one,
                 "reduce_sizes": sizes,
                 "reduce_s": list(self.reduce),
+                "reduce_one_s": list(self.reduce_one),
                 "seconds_per_point": self.seconds * self.passes,
                 "windows": self.windows * self.passes,
                 "buffers": buffers,

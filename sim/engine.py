@@ -329,7 +329,8 @@ def _step_loop(run, check):
     written = None
     if is_calibrated(params) and params.written_size_factors:
         written = schedule.sent_written_kinds()
-        if not params.reduced_crowd_factors:  # not priced: steps need not differ by it
+        if not (params.reduced_crowd_factors or params.reduced_size_factors):
+            # not priced: steps need not differ by it
             written = [(w, None) for w, _ in written]
     if written is None:
         keys = [step_key(st) for st in steps]

@@ -19,7 +19,9 @@ with one transfer in flight on the host (``size_factors``) and once with ``crowd
 transfers at once (``crowd_factors``: the ranks of one host share its memory bandwidth and its
 cores); a per-message overhead for every message beyond one send and one receive that a rank
 posts in a step (``message_overhead``, LogGP's o); and a reduction cost by size
-(``reduce_overhead`` per call, ``gamma`` per byte, ``reduce_factors``: caches matter).
+(``reduce_overhead`` per call, ``gamma`` per byte, ``reduce_factors``: caches matter), measured
+on every rank at once and on one rank alone (``reduce_one_factors``: out of cache the ranks of a
+host share its memory bandwidth).
 """
 
 from __future__ import annotations
@@ -38,12 +40,15 @@ __all__ = ["CALIBRATION_FIELDS", "MODELS", "SHARING", "Contention", "Hockney", "
 
 #: Fields of a calibrated model beyond alpha, beta, gamma (tables are tuples of 3-tuples).
 CALIBRATION_FIELDS = ("size_factors", "crowd_factors", "crowd_transfers", "message_overhead",
-                      "reduce_overhead", "reduce_factors", "written_size_factors",
-                      "written_crowd_factors", "reduced_crowd_factors", "written_buffers",
+                      "reduce_overhead", "reduce_factors", "reduce_one_factors",
+                      "written_size_factors",
+                      "written_crowd_factors", "reduced_crowd_factors", "reduced_size_factors",
+                      "written_buffers",
                       "reduce_wait", "reduce_wait_one", "reduce_wait_sizes", "cache_per_rank",
                       "ranks_per_core")
-_TABLES = ("size_factors", "crowd_factors", "reduce_factors", "written_size_factors",
-           "written_crowd_factors", "reduced_crowd_factors")
+_TABLES = ("size_factors", "crowd_factors", "reduce_factors", "reduce_one_factors",
+           "written_size_factors", "written_crowd_factors", "reduced_crowd_factors",
+           "reduced_size_factors")
 _PAIRS = ("reduce_wait_sizes",)
 
 
@@ -115,9 +120,11 @@ class Hockney:
     message_overhead: float = 0.0
     reduce_overhead: float = 0.0
     reduce_factors: tuple = ()
+    reduce_one_factors: tuple = ()
     written_size_factors: tuple = ()
     written_crowd_factors: tuple = ()
     reduced_crowd_factors: tuple = ()
+    reduced_size_factors: tuple = ()
     written_buffers: float = 0.0
     reduce_wait: float = 0.0
     reduce_wait_one: float = 0.0
@@ -173,9 +180,11 @@ class Contention:
     message_overhead: float = 0.0
     reduce_overhead: float = 0.0
     reduce_factors: tuple = ()
+    reduce_one_factors: tuple = ()
     written_size_factors: tuple = ()
     written_crowd_factors: tuple = ()
     reduced_crowd_factors: tuple = ()
+    reduced_size_factors: tuple = ()
     written_buffers: float = 0.0
     reduce_wait: float = 0.0
     reduce_wait_one: float = 0.0
@@ -291,7 +300,8 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     overhead), ``written`` the fraction of each transfer's data that its sender wrote earlier
     in the collective (:meth:`collectives.ir.Schedule.sent_written`), ``reduced`` the part
     of it that a reduction wrote (:meth:`~collectives.ir.Schedule.sent_written_kinds`; its
-    crowd figure is from ``reduced_crowd_factors`` where the model has them). With ``n``
+    figures are from ``reduced_size_factors`` and ``reduced_crowd_factors`` where the model
+    has them). With ``n``
     non-empty transfers in the step and ``N = crowd_transfers``::
 
         t1 = lat * lf1 + b * inv / bf1   (size_factors at b: one transfer in flight on the host)
@@ -302,13 +312,18 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
         t = max(t, tW * b / W)   (tW: the same at W = working_set / 2 where b < W)
         t = t + w * (t' - t)     (t': the same from written_size_factors and
                                   written_crowd_factors, w: ``written``; where the model has them;
-                                  the ``reduced`` part's crowd figure from reduced_crowd_factors)
+                                  the ``reduced`` part's from reduced_size_factors and
+                                  reduced_crowd_factors where the model has them)
                                   (n > N, both kinds, a core per rank: the longer of t
                                   and the written tables' time at max(n * mean(w), N))
           + message_overhead * max(m - 2, 0)     (m: messages the busier end posts)
           + reduce_overhead * lfR(b) + b * gamma * s / bfR(b)   where the receiver reduces
                                  (s: ``gamma_scale`` of the transfer's receiver, default 1;
-                                  never less per byte than at working_set / 3),
+                                  never less per byte than at working_set / 3; lfR, bfR
+                                  from reduce_factors, all N ranks reducing at once, and
+                                  with k ranks reducing in the step on the line from the
+                                  time at reduce_one_factors, one alone, where the model
+                                  has them),
             summed over the receiver's reducing transfers of the step (it reduces them
             one after another), plus the reduction's wait w(k) (k: the ranks that
             reduce in the step; w(N) = reduce_wait, w(1) = reduce_wait_one, linear
@@ -407,7 +422,10 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
         if w.any():
             crowd = params.written_crowd_factors or params.crowd_factors
             by_reduction = None
-            if reduced is not None and params.reduced_crowd_factors:
+            reduced_lone = params.reduced_size_factors or params.written_size_factors
+            reduced_crowd = params.reduced_crowd_factors or crowd
+            if reduced is not None and (params.reduced_crowd_factors
+                                        or params.reduced_size_factors):
                 r = np.asarray(reduced, dtype=np.float64)
                 if r.any():
                     # of each transfer's written data, the part a reduction wrote
@@ -418,8 +436,7 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
                 tw = priced(params.written_size_factors, crowd, live_transfers, written_span)
                 if by_reduction is None:
                     return tw
-                tr = priced(params.written_size_factors, params.reduced_crowd_factors,
-                            live_transfers, written_span)
+                tr = priced(reduced_lone, reduced_crowd, live_transfers, written_span)
                 return tw + by_reduction * (tr - tw)
             mix = float(w[live].mean()) if live.any() else 0.0
             beyond = N > 1 and n > N
@@ -446,12 +463,21 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     if reduce is not None and np.any(reduce):
         g = params.gamma if gamma_scale is None else params.gamma * np.asarray(gamma_scale)
 
-        def reduction(x):
-            lf, bf = _factors(params.reduce_factors, x) if params.reduce_factors else (1.0, 1.0)
-            return params.reduce_overhead * lf + x * g / bf
+        def reduction(rows):
+            def time_at(x):
+                lf, bf = _factors(rows, x) if rows else (1.0, 1.0)
+                return params.reduce_overhead * lf + x * g / bf
+            return _no_faster_than_working_set(time_at, b, params.working_set / REDUCE_SPAN)
         rmask = np.broadcast_to(np.asarray(reduce, dtype=bool), b.shape) & live
-        red = np.where(rmask, _no_faster_than_working_set(
-            reduction, b, params.working_set / REDUCE_SPAN), 0.0)
+        # the ranks that reduce in this step: they share the host's memory bandwidth
+        k = (np.unique(np.asarray(dst)[rmask]).size if dst is not None and len(b) > 1 else 1)
+        red = reduction(params.reduce_factors)
+        if params.reduce_one_factors and N > 1 and k < N:
+            # measured on all N ranks at once and on one alone: k ranks on the line between
+            # (out of cache one rank alone reduced 8 MiB in 0.45-0.8x the time, 2 ranks)
+            one = reduction(params.reduce_one_factors)
+            red = one + (red - one) * ((max(k, 1) - 1) / (N - 1))
+        red = np.where(rmask, red, 0.0)
         if dst is not None and len(b) > 1:
             # a rank reduces what it received one message after another, once the step's
             # messages are in (the executor's post actions): each of its reducing transfers
@@ -461,8 +487,6 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
         if params.reduce_wait:
             # the wait of k reducing ranks: measured with all N (the reducing shift) and with
             # one; older files only with all N, shared in proportion to the ranks
-            k = (np.unique(np.asarray(dst)[rmask]).size if dst is not None and len(b) > 1
-                 else 1)
             if params.reduce_wait_one and N > 1:
                 frac = (min(max(k, 1), N) - 1) / (N - 1)
                 wait = params.reduce_wait_one + (params.reduce_wait

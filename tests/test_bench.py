@@ -89,6 +89,12 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
     assert not waits or ranks > cores()
     assert [s for s, _ in waits] == meas["sizes"][:len(waits)]
     assert all(b[1] >= a[1] >= 0 for a, b in zip(waits, waits[1:], strict=False))
+    # the reduction on one rank alone beside every rank's, at every size
+    assert len(meas["reduce_one_s"]) == len(meas["sizes"]) and min(meas["reduce_one_s"]) > 0
+    assert len(m["reduce_one_factors"]) >= len(meas["sizes"]) - 1
+    # and the lone relay of data a reduction wrote, where every rank has a core
+    assert ("reduced_size_factors" in m) == (ranks <= cores())
+    assert (meas["lone_reduced_s"] is None) == (ranks > cores())
     assert meas["passes"] == 2 and meas["buffers"] == 2 and "lone relay" in m["method"]
     assert proc.stdout.splitlines()[0].startswith(("# MPICH", "# Open MPI"))
     values = load_model_file(model)

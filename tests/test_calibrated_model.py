@@ -786,3 +786,90 @@ def test_a_bad_reduce_wait_table_is_named(tmp_path, rows, message):
     path.write_text(json.dumps({"alpha": 1e-6, "beta": 1e-9, "reduce_wait_sizes": rows}))
     with pytest.raises(ValueError, match=rf"reduce_wait_sizes.*{re.escape(message)}"):
         load_model_file(path)
+
+
+def test_a_reduction_on_fewer_ranks_shares_the_hosts_memory_with_fewer(tmp_path):
+    """The reduction on one rank alone beside every rank's at once: k reducing ranks of N on
+    the line between, so a binomial tree's lone reduction is priced at the lone figure."""
+    m = _measurements()
+    # every rank at once 0.5, 0.8, 10, 200 us; alone: 1 KiB above the crowd's (noise)
+    alone = [0.5e-6, 0.9e-6, 9e-6, 100e-6]
+    doc = fit_model(**m, reduce_one=alone)
+    assert any("reduction on one rank: 1 of 4 figures above" in n for n in doc["notes"])
+    h = model_params("hockney", **{k: v for k, v in doc.items() if k != "notes"})
+    plain = model_params("hockney", **{k: v for k, v in fit_model(**m).items()
+                                       if k != "notes"})
+
+    def reduced(params, b, dst):
+        n = np.full(len(dst), float(b))
+        src = [(d + 1) % 2 for d in dst]
+        red = np.ones(len(dst), dtype=bool)
+        return (calibrated_cost(params, params.alpha, params.beta, n, reduce=red, src=src,
+                                dst=dst)
+                - calibrated_cost(params, params.alpha, params.beta, n, src=src, dst=dst))
+    for s, crowd, one in zip(m["sizes"], m["reduce"], [0.5e-6, 0.8e-6, 9e-6, 100e-6],
+                             strict=True):
+        assert reduced(h, s, [0]) == pytest.approx([one])  # one rank reduces: alone
+        assert reduced(h, s, [0, 1]) == pytest.approx([crowd, crowd])  # both: N = 2 at once
+        assert reduced(plain, s, [0]) == pytest.approx([crowd])  # without the table as before
+    # N = 4: k reducing ranks on the line from the lone time to the crowd's
+    w = Hockney(**{**CAL, "reduce_one_factors": ((0.0, 1.0, 2.0),)})
+    n = np.full(4, 4096.0)
+    src, dst = [1, 2, 3, 0], [0, 1, 2, 3]
+    copy = calibrated_cost(w, A, B, n, src=src, dst=dst)
+    for k in (1, 2, 3, 4):
+        red = np.arange(4) < k
+        got = calibrated_cost(w, A, B, n, reduce=red, src=src, dst=dst) - copy
+        crowd, one = 1e-6 + 4096 * G, 1e-6 + 4096 * G / 2
+        assert got[:k] == pytest.approx([one + (crowd - one) * (k - 1) / 3] * k)
+    # the 2-rank binomial tree's one reducing step: its reduction at the lone figure
+    tree = predict("allreduce", "binomial", 2, 1 << 20, params=h).time_s
+    assert tree == pytest.approx(predict("allreduce", "binomial", 2, 1 << 20,
+                                         params=plain).time_s - 100e-6)
+    with pytest.raises(CalibrationError, match=r"reduction on one rank measurement .* 1024 B"):
+        fit_model(**m, reduce_one=[0.5e-6, float("nan"), 9e-6, 100e-6])
+    bad = {"alpha": 1e-6, "beta": 1e-9, "reduce_one_factors": [[0, 1, 0]]}
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="reduce_one_factors: .*bandwidth factors > 0"):
+        load_model_file(path)
+
+
+def test_a_lone_transfer_of_data_a_reduction_wrote_has_its_own_figure():
+    """The reducing relay (a chain reduce round the ranks) gives reduced_size_factors: a tree's
+    lone transfer of a sum it has just reduced, priced apart from one of received data."""
+    from bench.calibrate import reducing_relay_schedule, relay_reduced_times
+
+    m = _measurements()
+    lone_w = [3e-6, 3.4e-6, 20e-6, 300e-6]
+    crowd_w = [4e-6, 5e-6, 30e-6, 300e-6]
+    # below the clean lone figure at 4 B (raised to it), twice the written one from 64 KiB
+    lone_r = [1e-6, 4e-6, 40e-6, 600e-6]
+    doc = fit_model(**m, lone_written=lone_w, crowd_written=crowd_w, lone_reduced=lone_r)
+    assert any("lone relay of reduced data: 1 of 4" in n for n in doc["notes"])
+    h = model_params("hockney", **{k: v for k, v in doc.items() if k != "notes"})
+    one, zero = np.array([1.0]), np.array([0.0])
+    for s, lr, lw in zip(m["sizes"], [2e-6] + lone_r[1:], lone_w, strict=True):
+        b = np.array([float(s)])
+        assert calibrated_cost(h, h.alpha, h.beta, b, written=one, reduced=one)[0] == \
+            pytest.approx(lr)
+        # received data keeps the written relay's figure
+        assert calibrated_cost(h, h.alpha, h.beta, b, written=one, reduced=zero)[0] == \
+            pytest.approx(lw)
+    # the 2-rank binomial tree: its second transfer sends the sum, at the reduced figure
+    plain = model_params("hockney", **{k: v for k, v in fit_model(
+        **m, lone_written=lone_w, crowd_written=crowd_w).items() if k != "notes"})
+    tree = predict("allreduce", "binomial", 2, 1 << 20, params=h).time_s
+    assert tree == pytest.approx(predict("allreduce", "binomial", 2, 1 << 20,
+                                         params=plain).time_s + 300e-6)
+    with pytest.raises(CalibrationError, match="reducing relay needs the written-data"):
+        fit_model(**m, lone_reduced=lone_r)
+    with pytest.raises(CalibrationError, match=r"lone relay of reduced data .* 1024 B"):
+        fit_model(**m, lone_written=lone_w, crowd_written=crowd_w,
+                  lone_reduced=[1e-6, -1.0, 1e-5, 1e-4])
+    # per transfer: p times the relay's, less the root's first (clean) and p - 1 lone
+    # reductions, over the p - 1 transfers of reduced data
+    assert relay_reduced_times([10e-6], [3e-6], [1e-6], 4) == pytest.approx([(40 - 3 - 3) / 3
+                                                                             * 1e-6])
+    s = reducing_relay_schedule(4)
+    assert [st.reduce.tolist() for st in s.steps] == [[True], [True], [True], [False]]
