@@ -41,11 +41,9 @@ __all__ = ["CALIBRATION_FIELDS", "MODELS", "SHARING", "Contention", "Hockney", "
 #: Fields of a calibrated model beyond alpha, beta, gamma (tables are tuples of 3-tuples).
 CALIBRATION_FIELDS = ("size_factors", "crowd_factors", "crowd_transfers", "message_overhead",
                       "reduce_overhead", "reduce_factors", "reduce_one_factors",
-                      "written_size_factors",
-                      "written_crowd_factors", "reduced_crowd_factors", "reduced_size_factors",
-                      "written_buffers",
-                      "reduce_wait", "reduce_wait_one", "reduce_wait_sizes", "cache_per_rank",
-                      "ranks_per_core")
+                      "written_size_factors", "written_crowd_factors", "reduced_crowd_factors",
+                      "reduced_size_factors", "written_buffers", "reduce_wait",
+                      "reduce_wait_one", "reduce_wait_sizes", "cache_per_rank", "ranks_per_core")
 _TABLES = ("size_factors", "crowd_factors", "reduce_factors", "reduce_one_factors",
            "written_size_factors", "written_crowd_factors", "reduced_crowd_factors",
            "reduced_size_factors")
@@ -301,8 +299,7 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     in the collective (:meth:`collectives.ir.Schedule.sent_written`), ``reduced`` the part
     of it that a reduction wrote (:meth:`~collectives.ir.Schedule.sent_written_kinds`; its
     figures are from ``reduced_size_factors`` and ``reduced_crowd_factors`` where the model
-    has them). With ``n``
-    non-empty transfers in the step and ``N = crowd_transfers``::
+    has them). With ``n`` non-empty transfers in the step and ``N = crowd_transfers``::
 
         t1 = lat * lf1 + b * inv / bf1   (size_factors at b: one transfer in flight on the host)
         tN = lat * lfN + b * inv / bfN   (crowd_factors at b: N transfers at once)
