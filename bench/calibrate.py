@@ -1006,6 +1006,7 @@ class Measurements:
         self.reducing = self.reducing_one = math.inf
         self.reduce = [math.inf] * len(sizes)
         self.reduce_one = [math.inf] * len(sizes)
+        self.by_pass: list[dict[str, list[float]]] = []
 
     def one_pass(self) -> None:
         comm, p, share, per = self.comm, self.comm.Get_size(), self.seconds, self.windows
@@ -1017,24 +1018,32 @@ class Measurements:
         # the written benchmarks in place or out of place, as the collectives run (see
         # forward_schedule)
         oop = not self.inplace
+        # this pass's own figures, kept beside the fastest over the passes (the model file's
+        # measurements["by_pass"]): a machine that changes speed within a run shows there
+        now: dict[str, list[float]] = {}
+
+        def keep(name: str, series: list, i: int, value: float) -> None:
+            series[i] = min(series[i], value)
+            now.setdefault(name, []).append(value)
         for i, size in enumerate(self.sizes):  # interleaved: a slow spell hits all alike
             # one step at a time: no step of the clean relay waits for data of an earlier
             # one, and the executor would start small ones together (no lone transfer then)
-            self.lone[i] = min(self.lone[i], timed(self.clean_relay, size, p, merge_limit=0))
-            self.relay_s[i] = min(self.relay_s[i], timed(self.relay, size, p, out_of_place=oop))
-            self.crowd[i] = min(self.crowd[i], timed(self.shift, size, 1))
-            self.forward_s[i] = min(self.forward_s[i],
-                                    timed(self.forward, size, 1, out_of_place=oop))
+            keep("lone_pingpong_s", self.lone, i,
+                 timed(self.clean_relay, size, p, merge_limit=0))
+            keep("lone_relay_s", self.relay_s, i, timed(self.relay, size, p, out_of_place=oop))
+            keep("crowd_exchange_s", self.crowd, i, timed(self.shift, size, 1))
+            keep("crowd_forward_s", self.forward_s, i,
+                 timed(self.forward, size, 1, out_of_place=oop))
             if self.reducing_forward is not None:
-                self.reducing_forward_s[i] = min(self.reducing_forward_s[i], timed(
-                    self.reducing_forward, size, 1, out_of_place=oop))
+                keep("crowd_reducing_forward_s", self.reducing_forward_s, i,
+                     timed(self.reducing_forward, size, 1, out_of_place=oop))
             if self.reducing_relay is not None:
-                self.reducing_relay_s[i] = min(self.reducing_relay_s[i], timed(
-                    self.reducing_relay, size, p, out_of_place=oop))
+                keep("lone_reducing_relay_s", self.reducing_relay_s, i,
+                     timed(self.reducing_relay, size, p, out_of_place=oop))
             # every size: with a core per rank for the reduced step, with ranks sharing
             # cores for the reduction's wait per size (reduce_wait_sizes)
-            self.reducing_shift_s[i] = min(self.reducing_shift_s[i], timed(
-                self.reducing_shift, size, 1, out_of_place=oop))
+            keep("crowd_reducing_shift_s", self.reducing_shift_s, i,
+                 timed(self.reducing_shift, size, 1, out_of_place=oop))
         for k in MULTI:
             self.multi[k] = min(self.multi[k], _pattern_time(
                 comm, comm, shift_schedule(p, k), self.sizes[0], 1, share, per))
@@ -1043,9 +1052,10 @@ class Measurements:
         self.reducing_one = min(self.reducing_one, _pattern_time(
             comm, comm, self.one_reducing_shift, self.sizes[0], 1, share, per))
         for i, size in enumerate(self.sizes):
-            self.reduce[i] = min(self.reduce[i], _reduce_time(comm, size, share, per))
-            self.reduce_one[i] = min(self.reduce_one[i],
-                                     _reduce_time(comm, size, share, per, alone=True))
+            keep("reduce_s", self.reduce, i, _reduce_time(comm, size, share, per))
+            keep("reduce_one_s", self.reduce_one, i,
+                 _reduce_time(comm, size, share, per, alone=True))
+        self.by_pass.append(now)
         self.passes += 1
 
     def _cache_per_rank(self) -> float:
@@ -1149,6 +1159,7 @@ class Measurements:
                 "windows": self.windows * self.passes,
                 "buffers": buffers,
                 "passes": self.passes,
+                "by_pass": self.by_pass,
             },
             "environment": env,
         }

@@ -96,6 +96,11 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
     assert ("reduced_size_factors" in m) == (ranks <= cores())
     assert (meas["lone_reduced_s"] is None) == (ranks > cores())
     assert meas["passes"] == 2 and meas["buffers"] == 2 and "lone relay" in m["method"]
+    # each pass's own figures beside them: each figure is the fastest of its passes'
+    assert len(meas["by_pass"]) == 2
+    for name in ("lone_pingpong_s", "crowd_exchange_s", "reduce_s", "reduce_one_s"):
+        assert meas[name] == [min(col) for col in zip(*(bp[name] for bp in meas["by_pass"]),
+                                                      strict=True)]
     assert proc.stdout.splitlines()[0].startswith(("# MPICH", "# Open MPI"))
     values = load_model_file(model)
     # a row per measured size but the last (a segment that grows faster than its bytes:
