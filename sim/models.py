@@ -466,8 +466,11 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
                 return params.reduce_overhead * lf + x * g / bf
             return _no_faster_than_working_set(time_at, b, params.working_set / REDUCE_SPAN)
         rmask = np.broadcast_to(np.asarray(reduce, dtype=bool), b.shape) & live
-        # the ranks that reduce in this step: they share the host's memory bandwidth
-        k = (np.unique(np.asarray(dst)[rmask]).size if dst is not None and len(b) > 1 else 1)
+        # the ranks that reduce in this step (they share the host's memory bandwidth), only
+        # where the model prices by them: this runs once per step of every simulation
+        k = (np.unique(np.asarray(dst)[rmask]).size
+             if dst is not None and len(b) > 1
+             and ((params.reduce_one_factors and N > 1) or params.reduce_wait) else 1)
         red = reduction(params.reduce_factors)
         if params.reduce_one_factors and N > 1 and k < N:
             # measured on all N ranks at once and on one alone: k ranks on the line between
