@@ -66,7 +66,15 @@ from sim.fastpath import (
     transfer_bytes,
 )
 from sim.flows import simulate_flows
-from sim.models import MODELS, Contention, Hockney, LogGP, is_calibrated, model_params
+from sim.models import (
+    MODELS,
+    Contention,
+    Hockney,
+    LogGP,
+    is_calibrated,
+    model_params,
+    prices_reduced_data,
+)
 from sim.results import LinkStats, SimResult, StepStats, Timeline
 from topologies.io import gc_paused
 
@@ -329,8 +337,7 @@ def _step_loop(run, check):
     written = None
     if is_calibrated(params) and params.written_size_factors:
         written = schedule.sent_written_kinds()
-        if not (params.reduced_crowd_factors or params.reduced_size_factors):
-            # not priced: steps need not differ by it
+        if not prices_reduced_data(params):  # not priced: steps need not differ by it
             written = [(w, None) for w, _ in written]
     if written is None:
         keys = [step_key(st) for st in steps]

@@ -36,7 +36,7 @@ import numpy as np
 
 __all__ = ["CALIBRATION_FIELDS", "MODELS", "SHARING", "Contention", "Hockney", "LogGP",
            "calibrated_cost", "is_calibrated", "load_model_file", "model_document", "model_params",
-           "model_values"]
+           "model_values", "prices_reduced_data"]
 
 #: Fields of a calibrated model beyond alpha, beta, gamma (tables are tuples of 3-tuples).
 CALIBRATION_FIELDS = ("size_factors", "crowd_factors", "crowd_transfers", "message_overhead",
@@ -241,6 +241,12 @@ def is_calibrated(params) -> bool:
     return bool(getattr(params, "size_factors", ()))
 
 
+def prices_reduced_data(params) -> bool:
+    """True where a calibrated model prices data a reduction wrote apart from received data
+    (a lone or a crowd table of its own; :func:`calibrated_cost`'s ``reduced``)."""
+    return bool(params.reduced_crowd_factors or params.reduced_size_factors)
+
+
 @lru_cache(maxsize=128)
 def _columns(rows: tuple, width: int) -> tuple[np.ndarray, ...]:
     """The columns of a model file's table of ``width``-number rows, parsed once per table."""
@@ -419,10 +425,7 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
         if w.any():
             crowd = params.written_crowd_factors or params.crowd_factors
             by_reduction = None
-            reduced_lone = params.reduced_size_factors or params.written_size_factors
-            reduced_crowd = params.reduced_crowd_factors or crowd
-            if reduced is not None and (params.reduced_crowd_factors
-                                        or params.reduced_size_factors):
+            if reduced is not None and prices_reduced_data(params):
                 r = np.asarray(reduced, dtype=np.float64)
                 if r.any():
                     # of each transfer's written data, the part a reduction wrote
@@ -433,7 +436,8 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
                 tw = priced(params.written_size_factors, crowd, live_transfers, written_span)
                 if by_reduction is None:
                     return tw
-                tr = priced(reduced_lone, reduced_crowd, live_transfers, written_span)
+                tr = priced(params.reduced_size_factors or params.written_size_factors,
+                            params.reduced_crowd_factors or crowd, live_transfers, written_span)
                 return tw + by_reduction * (tr - tw)
             mix = float(w[live].mean()) if live.any() else 0.0
             beyond = N > 1 and n > N
