@@ -30,6 +30,7 @@ Python.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,15 +115,20 @@ def script(name: str) -> str:
     return str(SCRIPTS / name)
 
 
+_LAUNCHER_LINE = re.compile(r"^\[[^\]\s]+:\d+\] PMIX ERROR: ")
+
+
 def program_lines(stderr: str) -> list[str]:
     """The non-blank lines of ``stderr`` that the program wrote: Open MPI's launcher adds a box
     between two rules of dashes when a rank exits non-zero ("prterun detected that one or
-    more processes exited with non-zero status..."); that box is dropped."""
+    more processes exited with non-zero status..."); that box is dropped. So is a line its PMIx
+    server may print at such an exit when it races the exiting rank ("[host:pid] PMIX ERROR:
+    PMIX_ERR_UNREACH in file ..."): the launcher's teardown, not the program."""
     lines, boxed = [], False
     for line in stderr.splitlines():
         if set(line.strip()) == {"-"} and len(line.strip()) > 20:
             boxed = not boxed
             continue
-        if not boxed and line.strip():
+        if not boxed and line.strip() and not _LAUNCHER_LINE.match(line):
             lines.append(line)
     return lines
