@@ -525,6 +525,50 @@ def _segments(sizes, times, base_lat: float, base_inv: float, notes: list, what:
     return tuple(rows)
 
 
+def _reduce_wait_rows(sizes, reducing_shifts, shifts, reductions, wait, fit: float,
+                      notes: list[str]) -> dict:
+    """``{"reduce_wait_sizes": rows}`` (or nothing, with a note): the reducing shift less the
+    shift and the reduction at each size below ``fit``, out of place as the collectives run.
+
+    With ranks sharing cores it grows with the bytes reduced (4 ranks on 2 cores: 0.7-3.6 us
+    up to 64 KiB, 33-40 at 1 MiB), with a core per rank from 256 KiB (2 ranks: 0-0.5 us up to
+    128 KiB, 1.4-3.3 from 256 KiB), which one figure at the smallest size leaves out. Each
+    size's figure is the median of it and its neighbours' (a difference of three fastest
+    times is off either way by a few tenths of a us: on 2 ranks a lone 0.5 us at 128 B,
+    kept, priced a 64 KiB double binary tree's 16 reducing steps 4 us slow), not below
+    ``wait`` (the 4 B figure of the harness measuring it, where there is one) at the first,
+    and never falling with size (a larger reduction waits no less). Only sizes below ``fit``,
+    where the shift's buffers fit the host's cache: at it the shift measures its own buffers
+    falling out of cache (2 ranks, 4 MiB: 2-141 us against 1.3-2 at 1 MiB; kept, it made the
+    largest 2-rank errors worse, 27.7 -> 42.3%).
+
+    >>> notes = []
+    >>> rows = _reduce_wait_rows([4, 8, 16, 32], [3e-6, 9e-6, 3.4e-6, 5e-6], [2e-6] * 4,
+    ...                          [1e-6] * 4, None, 32, notes)["reduce_wait_sizes"]
+    >>> [(s, round(w * 1e6, 6)) for s, w in rows]  # 8 B: its 6 us is a lone blip
+    [(4.0, 0.0), (8.0, 0.4), (16.0, 0.4)]
+    >>> print(notes[0])
+    reduce wait per size: up to 16 B, where the reducing shift's buffers fit the host's cache
+    """
+    per = [max(float(r) - float(c) - float(g), 0.0)
+           for r, c, g in zip(reducing_shifts, shifts, reductions, strict=True)]
+    n = sum(1 for s in sizes if s < fit)
+    if n < 2:
+        notes.append("reduce wait per size: not used (the host's cache size is unknown or "
+                     "too small for the reducing shift's buffers)")
+        return {}
+    per = per[:n]
+    per = [per[0], *(float(np.median(per[i - 1:i + 2])) for i in range(1, n - 1)), per[-1]]
+    if wait is not None:
+        per[0] = max(per[0], float(wait))
+    per = np.maximum.accumulate(per)
+    if n < len(sizes):
+        notes.append(f"reduce wait per size: up to {int(sizes[n - 1])} B, where the reducing "
+                     f"shift's buffers fit the host's cache")
+    return {"reduce_wait_sizes": [[float(s), float(w)]
+                                  for s, w in zip(sizes[:n], per, strict=True)]}
+
+
 def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
               lone_written=None, crowd_written=None, reducing_shift=None,
               crowd_reduced=None, reducing_shift_one=None, reducing_shifts=None,
@@ -545,8 +589,9 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     reduction gives ``reduce_wait``, ``reducing_shift_one`` (with it: the same shift in which
     one rank reduces) ``reduce_wait_one``; ``reducing_shifts`` (the reducing shift at every
     size, out of place) less the shift and the reduction at each size gives
-    ``reduce_wait_sizes``, ``[bytes, seconds]`` rows never falling with size, up to
-    ``reducing_shifts_fit`` (the largest message whose shift fits the host's cache).
+    ``reduce_wait_sizes``, ``[bytes, seconds]`` rows never falling with size,
+    below ``reducing_shifts_fit`` (the message whose shift fills the host's cache; see
+    :func:`_reduce_wait_rows`).
     ``reduce_one`` (the reduction on one rank alone, at ``reduce_sizes``) gives
     ``reduce_one_factors``, on the same ``reduce_overhead`` and ``gamma``; a figure above
     the crowd's at its size is lowered to it. ``lone_reduced`` (with the written ones) the
@@ -704,27 +749,10 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
                              f"proportion to the reducing ranks")
                 one = 0.0
             model["reduce_wait_one"] = one
-        if reducing_shifts is not None and list(reduce_sizes) == list(sizes):
-            _positive("reducing shift", reducing_shifts, sizes)
-            # the same difference at every size (out of place, as the collectives run): with
-            # ranks sharing cores it grows with the bytes reduced (4 ranks on 2 cores: 0.7-3.6
-            # us up to 64 KiB, 33-40 at 1 MiB), which one figure at the smallest size leaves
-            # out; a larger reduction never waits less (the envelope)
-            per = [max(float(r) - float(c) - float(g), 0.0)
-                   for r, c, g in zip(reducing_shifts, shift_measured, reduce_measured,
-                                      strict=True)]
-            per[0] = max(per[0], wait)
-            per = list(np.maximum.accumulate(per))
-            rows = [[float(s), float(w)] for s, w in zip(sizes, per, strict=True)
-                    if s <= reducing_shifts_fit]
-            if len(rows) < 2:
-                notes.append("reduce wait per size: not used (the host's cache size is "
-                             "unknown or too small for the reducing shift's buffers)")
-            else:
-                model["reduce_wait_sizes"] = rows
-                if len(rows) < len(sizes):
-                    notes.append(f"reduce wait per size: up to {int(rows[-1][0])} B, where "
-                                 f"the reducing shift's buffers fit the host's cache")
+    if reducing_shifts is not None and list(reduce_sizes) == list(sizes):
+        _positive("reducing shift", reducing_shifts, sizes)
+        model.update(_reduce_wait_rows(sizes, reducing_shifts, shift_measured, reduce_measured,
+                                       model.get("reduce_wait"), reducing_shifts_fit, notes))
     for key in ("alpha", "beta", "gamma", "reduce_overhead", "message_overhead"):
         if not (math.isfinite(model[key]) and model[key] >= 0):
             raise CalibrationError(f"cannot fit a model: {key} = {model[key]!r}")
@@ -1063,8 +1091,9 @@ class Measurements:
         return _host_cache_bytes() / _ranks_on_this_host(self.comm)
 
     def _reducing_shift_fits(self, cache_per_rank: float) -> float:
-        """The largest message of the reducing shift whose buffers fit ``cache_per_rank``:
-        the shift holds ``p`` chunks per rank, twice out of place, so beyond that it measures
+        """The message of the reducing shift whose buffers fill ``cache_per_rank`` (its rows
+        are kept below it): the shift holds ``p`` chunks per rank, twice out of place, so from
+        there on it measures
         its own working set falling out of cache, p times a message's (on the AMD VM, 4
         ranks: the wait past the shift and the reduction 33-40 us at 1 MiB, 57-159 at 2 MiB,
         333-727 at 4 MiB), which the reduction benchmark at a collective's own working set
@@ -1080,7 +1109,7 @@ class Measurements:
         # collectives did not show: it priced them 14-21% slow below 8 KiB)
         ranks_per_core = self.ranks_per_core
         shares = ranks_per_core > 1
-        cache = self._cache_per_rank() if shares else 0.0
+        cache = self._cache_per_rank()
         lone_written = relay_transfer_times(self.relay_s, self.lone, p, self.inplace)
         crowd_written = forward_step_times(self.forward_s, self.crowd, p, self.inplace)
         crowd_reduced = (None if self.reducing_forward is None else
@@ -1091,8 +1120,8 @@ class Measurements:
         fitted = fit_model(sizes, self.lone, self.crowd, p, sizes, self.reduce, self.multi,
                            lone_written, crowd_written, self.reducing if shares else None,
                            crowd_reduced, self.reducing_one if shares else None,
-                           self.reducing_shift_s if shares else None,
-                           self._reducing_shift_fits(cache), self.reduce_one, lone_reduced)
+                           self.reducing_shift_s, self._reducing_shift_fits(cache),
+                           self.reduce_one, lone_reduced)
         fitted["ranks_per_core"] = float(ranks_per_core)
         if "reduce_wait_sizes" in fitted:
             # the rows hold for a collective whose working set fits the cache as the shift's
@@ -1107,8 +1136,9 @@ class Measurements:
         fitted["written_buffers"] = 2.0 if not self.inplace and not shares else 1.0
         if not shares:
             fitted["notes"].append(
-                f"reduce wait: not used, every rank has a core of its own (the reducing shift "
-                f"took {(self.reducing - self.multi[1]) * 1e6:.2f} us over the shift)")
+                f"reduce wait: at {sizes[0]} B not used, every rank has a core of its own (the "
+                f"reducing shift took {(self.reducing - self.multi[1]) * 1e6:.2f} us over the "
+                f"shift); what it grows by with the size is, between the reducing ranks")
         else:
             fitted["notes"].append(
                 "reduced data: priced as received data, ranks share cores (no reducing forward)")

@@ -331,9 +331,10 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
             one after another), plus the reduction's wait w(k) (k: the ranks that
             reduce in the step; w(N) = reduce_wait, w(1) = reduce_wait_one, linear
             between; without reduce_wait_one, older files: reduce_wait * min(k / N, 1)),
-            plus, where the model has ``reduce_wait_sizes`` W (ranks sharing cores),
-            W(b) - W(first row): what the wait grows by with the bytes reduced, while
-            working_set <= cache_per_rank (where the file gives it)
+            plus, where the model has ``reduce_wait_sizes`` W, W(b) - W(first row):
+            what the wait grows by with the bytes reduced, while working_set <=
+            cache_per_rank (where the file gives it); where each rank had a core of its
+            own (ranks_per_core <= 1), (k - 1) / (N - 1) of it
 
     ``n = 1`` gives the lone measurement and ``n = N`` the crowded one, each a whole measured
     time (a line's latency is never combined with another line's slope: the lone and crowd
@@ -389,7 +390,14 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     The rows hold while the collective's working set fits ``cache_per_rank`` (the host's
     last-level cache over its ranks) as the shift's buffers did; beyond it the reduction is
     priced from its own benchmark at that working set, out of cache, and the wait does not
-    add to it (added, the 4-rank ring of 4 MiB was priced 14 points slower still).
+    add to it (added, the 4-rank ring of 4 MiB was priced 14 points slower still). Where
+    each rank has a core of its own the rows are all there is (``reduce_wait`` is not used
+    there) and grow from 256 KiB (2 ranks on the AMD VM: 0-0.5 us up to 128 KiB, 1.4-3.3 at
+    256 KiB-1 MiB): a rank then waits only for the other reducing ranks, so a step in which
+    ``k`` of the ``N`` ranks reduce waits ``(k - 1) / (N - 1)`` of the growth (one rank alone
+    reducing, a tree's lone step, has its whole cost in the reducing relay's figure,
+    ``reduced_size_factors``); with ranks sharing cores it is added whole (scaled by the
+    reducing ranks it moved the 4-rank median error by under a point either way).
 
     An empty transfer (0 bytes) costs nothing: the executor sends no message for it.
 
@@ -474,7 +482,8 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
         # where the model prices by them: this runs once per step of every simulation
         k = (np.unique(np.asarray(dst)[rmask]).size
              if dst is not None and len(b) > 1
-             and ((params.reduce_one_factors and N > 1) or params.reduce_wait) else 1)
+             and ((params.reduce_one_factors and N > 1) or params.reduce_wait
+                  or params.reduce_wait_sizes) else 1)
         red = reduction(params.reduce_factors)
         if params.reduce_one_factors and N > 1 and k < N:
             # measured on all N ranks at once and on one alone: k ranks on the line between
@@ -488,6 +497,7 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
             # ends when all of its reductions are done
             dst = np.asarray(dst)
             red = np.where(rmask, np.bincount(dst, weights=red)[dst], 0.0)
+        wait = 0.0
         if params.reduce_wait:
             # the wait of k reducing ranks: measured with all N (the reducing shift) and with
             # one; older files only with all N, shared in proportion to the ranks
@@ -497,13 +507,16 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
                                                  - params.reduce_wait_one) * frac
             else:
                 wait = params.reduce_wait * (min(k / N, 1.0) if N > 0 else 1.0)
-            if params.reduce_wait_sizes and not (
-                    params.cache_per_rank and params.working_set > params.cache_per_rank):
-                # what the wait grows by with the bytes reduced, over its smallest size's
-                # figure (reduce_wait); only while the collective's working set fits the
-                # cache, as the shift's buffers did
-                ws, wv = _columns(params.reduce_wait_sizes, 2)
-                wait = wait + np.maximum(np.interp(b, ws, wv) - wv[0], 0.0)
+        if params.reduce_wait_sizes and not (
+                params.cache_per_rank and params.working_set > params.cache_per_rank):
+            # what the wait grows by with the bytes reduced, over its smallest size's figure;
+            # only while the collective's working set fits the cache, as the shift's did
+            ws, wv = _columns(params.reduce_wait_sizes, 2)
+            growth = np.maximum(np.interp(b, ws, wv) - wv[0], 0.0)
+            if 0.0 < params.ranks_per_core <= 1.0 and N > 1:
+                growth = growth * ((min(max(k, 1), N) - 1) / (N - 1))
+            wait = wait + growth
+        if params.reduce_wait or params.reduce_wait_sizes:
             red = red + np.where(rmask, wait, 0.0)
         t = t + red
     return np.where(live, np.broadcast_to(t, b.shape), 0.0)

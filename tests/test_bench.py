@@ -85,8 +85,8 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
     assert ("reduce_wait_one" in m) == (ranks > cores()) and m.get("reduce_wait_one", 0) >= 0
     # and at every size (kept where the shift's buffers fit the host's cache)
     assert len(meas["crowd_reducing_shift_s"]) == len(meas["sizes"])
+    # (with a core per rank too: there the rows are all the wait there is)
     waits = m.get("reduce_wait_sizes", [])
-    assert not waits or ranks > cores()
     assert [s for s, _ in waits] == meas["sizes"][:len(waits)]
     assert all(b[1] >= a[1] >= 0 for a, b in zip(waits, waits[1:], strict=False))
     # the reduction on one rank alone beside every rank's, at every size

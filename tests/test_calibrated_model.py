@@ -748,6 +748,19 @@ def test_the_reduction_wait_per_size():
                     reducing_shifts_fit=100000.0)
     assert [s for s, _ in cut["reduce_wait_sizes"]] == [4.0, 1024.0, 65536.0]
     assert any("up to 65536 B" in n for n in cut["notes"])
+    # below it: at the size whose shift fills the cache it measures its buffers falling out
+    at = fit_model(**m, reducing_shift=5.5e-6, reducing_shifts=shifts,
+                   reducing_shifts_fit=65536.0)
+    assert [s for s, _ in at["reduce_wait_sizes"]] == [4.0, 1024.0]
+    # a size's figure is the median of it and its neighbours': a lone blip is noise (here
+    # 1 KiB at 30 us), which the envelope alone would carry to 64 KiB (2, 30, 30, 60)
+    blip = fit_model(**m, reducing_shift=5.5e-6,
+                     reducing_shifts=[5.5e-6, 34.3e-6, 40e-6, 560e-6])
+    assert [round(w * 1e6, 6) for _, w in blip["reduce_wait_sizes"]] == [2.0, 10.0, 30.0, 60.0]
+    # without the 4 B harness (a core per rank: reduce_wait is not used) the rows alone
+    alone = fit_model(**m, reducing_shifts=shifts)
+    assert "reduce_wait" not in alone
+    assert [round(w * 1e6, 6) for _, w in alone["reduce_wait_sizes"]] == [2.0, 2.0, 10.0, 60.0]
     none = fit_model(**m, reducing_shift=5.5e-6, reducing_shifts=shifts,
                      reducing_shifts_fit=0.0)
     assert "reduce_wait_sizes" not in none and any("not used" in n for n in none["notes"])
@@ -774,6 +787,29 @@ def test_the_reduction_wait_per_size():
     # a copy waits nothing
     assert (calibrated_cost(w, A, B, n, src=src, dst=dst)
             == pytest.approx(calibrated_cost(base, A, B, n, src=src, dst=dst)))
+
+
+def test_with_a_core_per_rank_a_reduction_waits_for_the_other_reducing_ranks():
+    """Where each rank had a core of its own the rows are the wait (no reduce_wait), and a
+    step in which k of the N ranks reduce waits (k - 1) / (N - 1) of their growth: one rank
+    reducing alone waits for no other's reduction."""
+    plain = Hockney(**{**CAL, "crowd_transfers": 4, "ranks_per_core": 1.0})
+    rows = ((4.0, 0.1e-6), (262144.0, 3.1e-6))
+    w = replace(plain, reduce_wait_sizes=rows)
+    b = 262144.0
+    for dst, grown in (([0, 1, 2, 3], 3e-6), ([0, 0, 2, 2], 1e-6), ([0, 0, 0, 0], 0.0)):
+        n, red = np.full(4, b), np.full(4, True)
+        src = [1, 2, 3, 0]
+        got = (calibrated_cost(w, A, B, n, reduce=red, src=src, dst=dst)
+               - calibrated_cost(plain, A, B, n, reduce=red, src=src, dst=dst))
+        assert got == pytest.approx(np.full(4, grown)), dst
+    # with ranks sharing cores it is every reducing transfer's, whatever k
+    shared = replace(w, ranks_per_core=2.0)
+    base = replace(plain, ranks_per_core=2.0)
+    n, red, src, dst = np.full(4, b), np.full(4, True), [1, 2, 3, 0], [0, 0, 0, 0]
+    assert (calibrated_cost(shared, A, B, n, reduce=red, src=src, dst=dst)
+            - calibrated_cost(base, A, B, n, reduce=red, src=src, dst=dst)
+            == pytest.approx(np.full(4, 3e-6)))
 
 
 @pytest.mark.parametrize("rows, message", [
