@@ -1138,7 +1138,7 @@ class Measurements:
             fitted["notes"].append(
                 f"reduce wait: at {sizes[0]} B not used, every rank has a core of its own (the "
                 f"reducing shift took {(self.reducing - self.multi[1]) * 1e6:.2f} us over the "
-                f"shift); what it grows by with the size is, between the reducing ranks")
+                f"shift); what it grows by with the size is used, for the other reducing ranks")
         else:
             fitted["notes"].append(
                 "reduced data: priced as received data, ranks share cores (no reducing forward)")
