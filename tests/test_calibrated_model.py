@@ -537,6 +537,30 @@ def test_report_of_records_the_model_made_has_no_error_and_agrees_on_winners(tmp
     assert len(acc) == 3 and all(w["measured"] == w["predicted"] for w in acc[0][0]["winners"])
 
 
+def test_report_says_when_a_whole_run_leans_one_way(tmp_path, capsys):
+    """Every algorithm measured 25% slower than the model says (a machine that ran the sweep
+    slower than its calibration): one line says so; a run without that lean has none."""
+    model = tmp_path / "model.json"
+    write_model(model, {**CAL, "host": "here", "library": "MPICH 5.0.2", "ranks": 2})
+    slow = _records(H)
+    for r in slow["records"]:
+        r["time_s"] *= 1.25
+    paths = []
+    for name, doc in (("slow", slow), ("same", _records(H))):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(doc))
+    assert report_main([*map(str, paths), "--model-file", str(model),
+                        "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    lean = [line for line in out.splitlines() if "leans one way" in line]
+    assert len(lean) == 2, out  # both parts of the slow run, none of the other
+    assert all("predicted fast at 10 of 10 points (median signed error -20.0%)" in line
+               for line in lean)
+    acc = json.loads((tmp_path / "r" / "comparison.json").read_text())["accuracy"]
+    assert acc[0][0]["large"]["signed_median"] == pytest.approx(-20.0)
+    assert acc[1][0]["large"]["predicted_fast"] == 0
+
+
 def test_report_gives_the_runs_own_spread(tmp_path, capsys):
     # run 2 measured every point 1.5x slower, run 3 1.2x from 64 KiB: the spread says so,
     # below and from 64 KiB, apart from the prediction's error
