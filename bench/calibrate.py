@@ -1093,11 +1093,10 @@ class Measurements:
     def _reducing_shift_fits(self, cache_per_rank: float) -> float:
         """The message of the reducing shift whose buffers fill ``cache_per_rank`` (its rows
         are kept below it): the shift holds ``p`` chunks per rank, twice out of place, so from
-        there on it measures
-        its own working set falling out of cache, p times a message's (on the AMD VM, 4
-        ranks: the wait past the shift and the reduction 33-40 us at 1 MiB, 57-159 at 2 MiB,
-        333-727 at 4 MiB), which the reduction benchmark at a collective's own working set
-        already prices."""
+        there on it measures its own working set falling out of cache, p times a message's
+        (on the AMD VM, 4 ranks: the wait past the shift and the reduction 33-40 us at 1 MiB,
+        57-159 at 2 MiB, 333-727 at 4 MiB), which the reduction benchmark at a collective's
+        own working set already prices."""
         return cache_per_rank / (self.comm.Get_size() * (1 if self.inplace else 2))
 
     def fit(self) -> dict:
