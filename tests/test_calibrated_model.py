@@ -549,16 +549,23 @@ def test_report_says_when_a_whole_run_leans_one_way(tmp_path, capsys):
     for name, doc in (("slow", slow), ("same", _records(H))):
         paths.append(tmp_path / f"{name}.json")
         paths[-1].write_text(json.dumps(doc))
-    assert report_main([*map(str, paths), "--model-file", str(model),
+    assert report_main([*map(str, paths), "--model-file", str(model), "--fit",
                         "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     lean = [line for line in out.splitlines() if "leans one way" in line]
-    assert len(lean) == 2, out  # both parts of the slow run, none of the other
+    # both parts of the slow run, none of the other, and none of the fit (which the slow
+    # run's records pull along with them: no calibration to differ from)
+    assert len(lean) == 2, out
     assert all("predicted fast at 10 of 10 points (median signed error -20.0%)" in line
                for line in lean)
+    assert "# FIT (not a prediction), run 1" in out
     acc = json.loads((tmp_path / "r" / "comparison.json").read_text())["accuracy"]
     assert acc[0][0]["large"]["signed_median"] == pytest.approx(-20.0)
     assert acc[1][0]["large"]["predicted_fast"] == 0
+    # the same figures in a fit's block: no such line
+    from bench.report import _accuracy_lines
+    assert sum("leans one way" in x for x in _accuracy_lines(acc[0], "c")) == 2
+    assert not any("leans one way" in x for x in _accuracy_lines(acc[0], "f", lean=False))
 
 
 def test_report_gives_the_runs_own_spread(tmp_path, capsys):
