@@ -1068,8 +1068,8 @@ class Measurements:
             if self.reducing_relay is not None:
                 keep("lone_reducing_relay_s", self.reducing_relay_s, i,
                      timed(self.reducing_relay, size, p, out_of_place=oop))
-            # every size: with a core per rank for the reduced step, with ranks sharing
-            # cores for the reduction's wait per size (reduce_wait_sizes)
+            # every size: the reduction's wait per size (reduce_wait_sizes), and with a core
+            # per rank the first step the reduced crowd forward is less
             keep("crowd_reducing_shift_s", self.reducing_shift_s, i,
                  timed(self.reducing_shift, size, 1, out_of_place=oop))
         for k in MULTI:

@@ -484,12 +484,14 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
              if dst is not None and len(b) > 1
              and ((params.reduce_one_factors and N > 1) or params.reduce_wait
                   or params.reduce_wait_sizes) else 1)
+        # where k lies between one reducing rank (0) and all N (1): the lines below read it
+        frac = (min(max(k, 1), N) - 1) / (N - 1) if N > 1 else 1.0
         red = reduction(params.reduce_factors)
         if params.reduce_one_factors and N > 1 and k < N:
             # measured on all N ranks at once and on one alone: k ranks on the line between
             # (out of cache one rank alone reduced 8 MiB in 0.45-0.8x the time, 2 ranks)
             one = reduction(params.reduce_one_factors)
-            red = one + (red - one) * ((max(k, 1) - 1) / (N - 1))
+            red = one + (red - one) * frac
         red = np.where(rmask, red, 0.0)
         if dst is not None and len(b) > 1:
             # a rank reduces what it received one message after another, once the step's
@@ -502,7 +504,6 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
             # the wait of k reducing ranks: measured with all N (the reducing shift) and with
             # one; older files only with all N, shared in proportion to the ranks
             if params.reduce_wait_one and N > 1:
-                frac = (min(max(k, 1), N) - 1) / (N - 1)
                 wait = params.reduce_wait_one + (params.reduce_wait
                                                  - params.reduce_wait_one) * frac
             else:
@@ -514,7 +515,7 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
             ws, wv = _columns(params.reduce_wait_sizes, 2)
             growth = np.maximum(np.interp(b, ws, wv) - wv[0], 0.0)
             if 0.0 < params.ranks_per_core <= 1.0 and N > 1:
-                growth = growth * ((min(max(k, 1), N) - 1) / (N - 1))
+                growth = growth * frac
             wait = wait + growth
         if params.reduce_wait or params.reduce_wait_sizes:
             red = red + np.where(rmask, wait, 0.0)
