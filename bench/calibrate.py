@@ -1122,10 +1122,12 @@ class Measurements:
                            self.reducing_shift_s, self._reducing_shift_fits(cache),
                            self.reduce_one, lone_reduced)
         fitted["ranks_per_core"] = float(ranks_per_core)
-        if "reduce_wait_sizes" in fitted:
-            # the rows hold for a collective whose working set fits the cache as the shift's
-            # did; beyond, the reduction's own benchmark at that working set prices it (with
-            # the rows as well, the 4-rank ring of 4 MiB was priced 14 points slower still)
+        if cache > 0:
+            # the reduce_wait_sizes rows hold for a collective whose working set fits the cache
+            # as the shift's did; beyond, the reduction's own benchmark at that working set
+            # prices it (with the rows as well, the 4-rank ring of 4 MiB was priced 14 points
+            # slower still); and with a core per rank only the part of a collective's working
+            # set beyond it moves at the working set's rate (sim.models.calibrated_cost)
             fitted["cache_per_rank"] = cache
         # out of place, the written benchmarks hold an input and a result per chunk: their
         # sizes reach a collective's working set at half the size (sim.models.calibrated_cost).

@@ -267,14 +267,27 @@ def _factors(rows: tuple, nbytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 TRANSFER_SPAN, REDUCE_SPAN = 2, 3
 
 
-def _no_faster_than_working_set(time_at, b, size):
+def _no_faster_than_working_set(time_at, b, size, uncached=1.0):
     """``time_at(b)``, but never less per byte than ``time_at(size)`` where ``b < size``:
-    the benchmark at ``size`` worked in the collective's working set."""
+    the benchmark at ``size`` worked in the collective's working set. With ``uncached`` below
+    1 (the part of that working set the cache cannot hold) only that part of the difference
+    is added: the rest of the bytes are still in cache, at ``b``'s own rate."""
     t = time_at(b)
     if size > 0:
         at = np.maximum(b, size)
-        t = np.maximum(t, time_at(at) * (b / at))
+        t = t + uncached * np.maximum(time_at(at) * (b / at) - t, 0.0)
     return t
+
+
+def _uncached(params) -> float:
+    """The part of a collective's working set that the cache of each rank cannot hold,
+    ``(working_set - cache_per_rank) / working_set`` (0 where it fits), where each rank had a
+    core of its own in the calibration and the model knows its cache; otherwise 1: every byte
+    of a transfer at the working set's rate (see :func:`calibrated_cost`)."""
+    ws, cache = params.working_set, params.cache_per_rank
+    if ws > 0 and cache > 0 and 0.0 < params.ranks_per_core <= 1.0:
+        return max(ws - cache, 0.0) / ws
+    return 1.0
 
 
 def _step_time(lone_rows, crowd_rows, N, lat, inv, b, n):
@@ -312,7 +325,9 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
         t = t1 + (tN - t1) * (n - 1) / (N - 1)                for n <= N
           = max(t1, tN + (n / N - 1) * (tN - t0))             for n > N
                                  (t0 = lat * lfN at 0 B: the step's own cost)
-        t = max(t, tW * b / W)   (tW: the same at W = working_set / 2 where b < W)
+        t = t + u * max(tW * b / W - t, 0)   (tW: the same at W = working_set / 2 where b < W;
+                                  u: the part of working_set beyond cache_per_rank where
+                                  each rank had a core of its own, 1 otherwise)
         t = t + w * (t' - t)     (t': the same from written_size_factors and
                                   written_crowd_factors, w: ``written``; where the model has them;
                                   the ``reduced`` part's from reduced_size_factors and
@@ -356,7 +371,15 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     faster per byte than the benchmark whose own buffers make that working set (a transfer's
     two, a reduction's three). The benchmarks of a small message run in cache; the same
     message inside a large collective does not (a double binary tree's 1 MiB segments of a
-    16 MiB vector move at the 16 MiB rate). The written tables' benchmarks ran on
+    16 MiB vector move at the 16 MiB rate). Where each rank had a core of its own and the
+    model knows the cache each rank has (``cache_per_rank``), only the part of the working
+    set beyond it, ``u = (working_set - cache_per_rank) / working_set``, moves at that rate
+    and the rest at the transfer's own: the 2-rank ring of 8 MiB (20 MiB per rank, 16 MiB of
+    cache) was priced 26-38% slow with every byte out of cache. Ranks sharing cores evict
+    each other's data between steps, and every byte is priced out of cache there (in part,
+    the 4-rank ring of 4 MiB came out 34% fast, median of 30 stored runs); a reduction always
+    is (in part, the 2-rank double binary tree of 8 MiB came out 40% fast, median of 18).
+    The written tables' benchmarks ran on
     ``written_buffers`` buffers (out of place: 2, an input and a result; 0 in older files:
     1), so for them the working set is reached at ``1 / written_buffers`` of the size (the
     2-rank ring of 4 MiB, its 2 MiB chunks in a 10 MiB working set, was priced 25-61% slow at
@@ -418,11 +441,13 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     n = int(np.count_nonzero(live))
     N = params.crowd_transfers
     span = params.working_set / TRANSFER_SPAN
+    uncached = _uncached(params)
 
     def priced(rows, crowd_rows, live_transfers, span=span):
         """The step time from one pair of tables, in the collective's working set."""
         return _no_faster_than_working_set(
-            lambda x: _step_time(rows, crowd_rows, N, lat, inv, x, live_transfers), b, span)
+            lambda x: _step_time(rows, crowd_rows, N, lat, inv, x, live_transfers), b, span,
+            uncached)
     # the written benchmarks ran on ``written_buffers`` buffers per chunk (out of place: an
     # input and a result), so each of their sizes already worked in that many times the
     # working set of a clean benchmark's

@@ -149,6 +149,30 @@ def test_no_transfer_is_priced_faster_per_byte_than_in_the_collectives_working_s
                            written=one)[0] == pytest.approx(1e5 * 8 * B)
 
 
+def test_with_a_core_per_rank_only_the_working_set_beyond_the_cache_moves_at_its_rate():
+    # the machine of the test above, its caches giving out at 1 MB, with 3 MB of cache per
+    # rank: in a working set of 4 MB a quarter of a transfer's bytes are not in cache
+    C = Hockney(alpha=A, beta=B, gamma=G, size_factors=((0.0, 1.0, 1.0), (1e6, 0.0, 0.25)),
+                reduce_overhead=1e-6, reduce_factors=((0.0, 1.0, 1.0), (1e6, 0.0, 0.25)),
+                cache_per_rank=3e6, ranks_per_core=1.0)
+    b, red = np.array([1e5]), np.array([True])
+    own, at_working_set = A + 1e5 * B, 1e5 * 4 * B  # the in-cache rate, the 2 MB one
+    t = calibrated_cost(replace(C, working_set=4e6), A, B, b)[0]
+    assert t == pytest.approx(own + 0.25 * (at_working_set - own))
+    # a working set within the cache: the transfer's own rate; 12 MB: three quarters out
+    assert calibrated_cost(replace(C, working_set=2.5e6), A, B, b)[0] == pytest.approx(own)
+    assert calibrated_cost(replace(C, working_set=12e6), A, B, b)[0] == pytest.approx(
+        own + 0.75 * (at_working_set - own))
+    # the reduction keeps its whole working-set rate (reductions priced in part put the
+    # 2-rank double binary tree of 8 MiB 40% fast on the AMD VM)
+    r = calibrated_cost(replace(C, working_set=4e6), A, B, b, reduce=red)[0]
+    assert r - t == pytest.approx(1e5 * 4 * G)
+    # ranks sharing cores, or a file without the cache: every byte at the working set's rate
+    for shared in (replace(C, ranks_per_core=2.0), replace(C, cache_per_rank=0.0)):
+        assert calibrated_cost(replace(shared, working_set=4e6), A, B, b)[0] == \
+            pytest.approx(at_working_set)
+
+
 def test_written_data_is_priced_apart_ring_by_hand():
     # the ring's first step sends input (clean), its second the reduced half (written by the
     # sender): with written tables of twice the clean time, the second step costs that
