@@ -4,7 +4,9 @@ measured.
 Reads the records that ``python -m bench --json`` wrote, predicts every (algorithm, size) with
 the simulator's Hockney model on a fully connected network calibrated by ``bench calibrate``,
 and writes a figure per (collective, ranks) (both curves and the error in percent per size), a
-table (``comparison.json``) and an HTML page.
+table (``comparison.json``) and an HTML page. Records of ``--algorithms auto`` get a block of
+their own: the schedule auto chose at each size, re-predicted by the run's model, and its
+measured time over the best project algorithm's (:func:`auto_choices`).
 
 ``--fit`` also fits ``alpha``, ``beta`` and ``gamma`` to the measured records themselves. For a
 fixed schedule and size, the predicted time on the fully connected Hockney network is linear in
@@ -34,8 +36,8 @@ from sim import plots
 from sim.api import predict
 from sim.models import Hockney, load_model_file, model_params, model_values
 
-__all__ = ["accuracy", "coefficient_rows", "compare", "fit_records", "load_results", "load_run",
-           "main", "nnls", "repeatability", "twins"]
+__all__ = ["accuracy", "auto_choices", "coefficient_rows", "compare", "fit_records",
+           "load_results", "load_run", "main", "nnls", "repeatability", "twins"]
 
 ITEMSIZE = {"float": 4, "float32": 4, "half": 2, "float16": 2, "double": 8, "float64": 8,
             "int32": 4, "int": 4, "int64": 8, "int8": 1, "uint8": 1, "char": 1}
@@ -138,6 +140,74 @@ def compare(records: list[dict], model: dict) -> list[dict]:
             row["error_pct"] = 100.0 * (row["predicted_s"] - r["time_s"]) / r["time_s"]
         out.append(row)
     return out
+
+
+def auto_choices(records: list[dict], model: dict) -> list[dict]:
+    """Per ``auto`` record of a run (``bench --algorithms auto``): the schedule it chose
+    (``choice``, a label of :func:`bench.auto.candidates`) re-predicted by ``model``, with its
+    error as for a fixed algorithm, and its measured time over the fastest project algorithm
+    measured at that size in the same records (``ratio``: what ``bench`` counts within 5%).
+    A miss whose choice the model mispriced is the model's; one whose choice was priced right
+    and lost to a rival the model also priced right is a close call.
+    """
+    from bench.auto import candidates
+    from sim.engine import simulate
+
+    params = model_params("hockney", **model)
+    best: dict = {}
+    for r in records:
+        key = (r["collective"], int(r["ranks"]), int(r["size"]))
+        if _simulable(r) and (key not in best or r["time_s"] < best[key]["time_s"]):
+            best[key] = r
+    out = []
+    for r in records:
+        if r["algorithm"] != "auto" or not r.get("choice") or int(r["size"]) <= 0:
+            continue
+        coll, ranks, size = r["collective"], int(r["ranks"]), int(r["size"])
+        try:
+            schedule = dict(candidates(coll, ranks)).get(r["choice"])
+        except (ValueError, KeyError):
+            schedule = None
+        predicted = None if schedule is None else simulate(
+            schedule, None, size, params=params,
+            itemsize=ITEMSIZE.get(str(r.get("dtype", "float")), 1)).time_s
+        rival = best.get((coll, ranks, size))
+        out.append({"collective": coll, "ranks": ranks, "size": size, "choice": r["choice"],
+                    "time_s": r["time_s"], "predicted_s": predicted,
+                    "error_pct": None if predicted is None else
+                    100.0 * (predicted - r["time_s"]) / r["time_s"],
+                    "best": None if rival is None else rival["algorithm"],
+                    "ratio": None if rival is None else r["time_s"] / rival["time_s"]})
+    return out
+
+
+def _auto_lines(rows: list[dict], label: str) -> list[str]:
+    """The block of auto's choices: per size its schedule, measured and re-predicted, and
+    its time over the best project algorithm's."""
+    lines = []
+    for coll, ranks in sorted({(r["collective"], r["ranks"]) for r in rows}):
+        sel = sorted((r for r in rows if (r["collective"], r["ranks"]) == (coll, ranks)),
+                     key=lambda r: r["size"])
+        scored = [r for r in sel if r["ratio"] is not None]
+        errors = [abs(r["error_pct"]) for r in sel if r["error_pct"] is not None]
+        head = (f"#   within 5% of the best project algorithm at "
+                f"{sum(r['ratio'] <= 1.05 for r in scored)} of {len(scored)} sizes")
+        if errors:
+            head += (f"; its choices predicted with median |error| {np.median(errors):.1f}%, "
+                     f"max {max(errors):.1f}%")
+        wide = max([20] + [len(r["choice"]) for r in sel])
+        lines += [f"# auto's choices, {label}{coll} on {ranks} ranks (each re-predicted by the "
+                  f"run's model):", head,
+                  f"#   {'size(B)':>10} {'choice':>{wide}} {'measured':>10} {'predicted':>10} "
+                  f"{'error':>7} {'best measured':>20} {'auto/best':>9}"]
+        for r in sel:
+            pred = "" if r["predicted_s"] is None else f"{r['predicted_s'] * 1e6:8.2f}us"
+            err = "" if r["error_pct"] is None else f"{r['error_pct']:+6.1f}%"
+            ratio = "" if r["ratio"] is None else f"{r['ratio']:9.3f}"
+            off = "  <- off" if r["ratio"] is not None and r["ratio"] > 1.05 else ""
+            lines.append(f"#   {r['size']:>10} {r['choice']:>{wide}} {r['time_s'] * 1e6:8.2f}us "
+                         f"{pred:>10} {err:>7} {r['best'] or '':>20} {ratio:>9}{off}")
+    return lines
 
 
 def coefficient_rows(records: list[dict]) -> np.ndarray:
@@ -591,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"python -m bench report: warning: {line} ({path})", file=sys.stderr)
     try:
         per_run = []
+        per_run_auto = []
         all_rows = []
         for i, (_, _env, records, run_model) in enumerate(runs):
             rows = compare(records, run_model) if run_model is not None else [
@@ -601,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
             all_rows += rows
             if run_model is not None:
                 per_run.append(accuracy(rows))
+                per_run_auto.append(auto_choices(records, run_model))
         records = [r for _, _, rec, _ in runs for r in rec]
         env = runs[0][1]
         rows = all_rows
@@ -650,6 +722,9 @@ def main(argv: list[str] | None = None) -> int:
         label = "calibrated prediction" + (f", run {i + 1} ({args.results[i]})"
                                            if len(per_run) > 1 else "")
         accuracy_lines += _accuracy_lines(acc, label)
+        if per_run_auto[i]:
+            accuracy_lines += _auto_lines(per_run_auto[i], f"run {i + 1}, "
+                                          if len(per_run) > 1 else "")
     rep = repeatability(rows) if len(runs) > 1 else []
     if len(per_run) > 1:
         accuracy_lines += _spread_lines(per_run)
@@ -665,8 +740,8 @@ def main(argv: list[str] | None = None) -> int:
                                           "FIT (not a prediction), run 1", lean=False)
     (out / "comparison.json").write_text(json.dumps(
         {"model": model, "fitted_model": fitted, "fit": fit_info, "environment": env,
-         "accuracy": per_run, "repeatability": rep, "twins": tw, "rows": rows}, indent=1,
-        default=list))
+         "accuracy": per_run, "auto": per_run_auto, "repeatability": rep, "twins": tw,
+         "rows": rows}, indent=1, default=list))
 
     def cell(r, label, key, err):
         if r.get(key) is None:

@@ -561,6 +561,39 @@ def test_report_of_records_the_model_made_has_no_error_and_agrees_on_winners(tmp
     assert len(acc) == 3 and all(w["measured"] == w["predicted"] for w in acc[0][0]["winners"])
 
 
+def test_report_re_predicts_autos_choices_and_names_its_misses(tmp_path, capsys):
+    """auto's rows: the schedule each chose, re-predicted by the run's model, and its time over
+    the best project algorithm's; a choice measured 1.5x the best is marked off."""
+    model = tmp_path / "model.json"
+    write_model(model, {**CAL, "host": "here", "library": "MPICH 5.0.2", "ranks": 2})
+    doc = _records(H)
+    big = 1 << 20
+    piped = [r for r in doc["records"] if r["algorithm"] == "auto" and r["size"] == big][0]
+    best = min(r["time_s"] for r in doc["records"]
+               if r["size"] == big and r["algorithm"] not in ("auto", "native"))
+    from collectives.compose import pipelined
+    want = simulate(pipelined(build("allreduce", "binomial", 2), 8), None, big, params=H,
+                    itemsize=4).time_s
+    piped.update(choice="binomial pipelined=8", time_s=1.5 * best)
+    unknown = [r for r in doc["records"] if r["algorithm"] == "auto" and r["size"] == 64][0]
+    unknown["choice"] = "no-such-schedule"
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    assert report_main([str(path), "--model-file", str(model), "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "# auto's choices, allreduce on 2 ranks (each re-predicted by the run's model):" in out
+    # the records' auto ran the ring at every size: the best at 64 KiB only, now
+    assert "#   within 5% of the best project algorithm at 1 of 4 sizes" in out
+    line = [x for x in out.splitlines() if "binomial pipelined=8" in x][0]
+    assert line.endswith("1.500  <- off")
+    auto = json.loads((tmp_path / "r" / "comparison.json").read_text())["auto"][0]
+    got = {r["size"]: r for r in auto}
+    assert got[big]["predicted_s"] == pytest.approx(want)
+    assert got[big]["error_pct"] == pytest.approx(100 * (want - 1.5 * best) / (1.5 * best))
+    assert got[4096]["choice"] == "ring" and got[4096]["error_pct"] == pytest.approx(0.0)
+    assert got[64]["predicted_s"] is None and got[64]["best"] == "recursive-doubling"
+
+
 def test_report_says_when_a_whole_run_leans_one_way(tmp_path, capsys):
     """Every algorithm measured 25% slower than the model says (a machine that ran the sweep
     slower than its calibration): one line says so; a run without that lean has none."""
