@@ -375,9 +375,10 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
     model knows the cache each rank has (``cache_per_rank``), only the part of the working
     set beyond it, ``u = (working_set - cache_per_rank) / working_set``, moves at that rate
     and the rest at the transfer's own: the 2-rank ring of 8 MiB (20 MiB per rank, 16 MiB of
-    cache) was priced 26-38% slow with every byte out of cache. Ranks sharing cores evict
-    each other's data between steps, and every byte is priced out of cache there (in part,
-    the 4-rank ring of 4 MiB came out 34% fast, median of 30 stored runs); a reduction always
+    cache) was priced 26-38% slow with every byte out of cache. Where ranks share cores every
+    byte is priced out of cache (in part, the 4-rank ring of 4 MiB came out 34% fast, median
+    of 30 stored runs: ranks taking turns on a core may well evict each other's data, which
+    was not measured apart); a reduction always
     is (in part, the 2-rank double binary tree of 8 MiB came out 40% fast, median of 18).
     The written tables' benchmarks ran on
     ``written_buffers`` buffers (out of place: 2, an input and a result; 0 in older files:
