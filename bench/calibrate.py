@@ -314,11 +314,12 @@ def shift_schedule(nranks: int, k: int = 1, reduce: bool = False,
 # timing
 
 
-def _idle(comm) -> None:
-    """Wait for every rank as a collective's idle rank waits: polling, yielding the core."""
+def _idle(comm, meanwhile=os.sched_yield) -> None:
+    """Wait for every rank as a collective's idle rank waits: polling, yielding the core (or
+    calling ``meanwhile`` between polls: a rank busy with other work)."""
     req = comm.Ibarrier()
     while not req.Test():
-        os.sched_yield()
+        meanwhile()
 
 
 def _window(fn, iters: int) -> float:
@@ -328,9 +329,11 @@ def _window(fn, iters: int) -> float:
     return (time.perf_counter() - t0) / iters
 
 
-def _timed(comm, fn, per_call: int, seconds: float, windows: int) -> float:
-    """Time per message of ``fn`` (None: this rank idles), run by its ranks at once: the
-    fastest of ``windows`` windows, each the largest over the ranks that ran it."""
+def _timed(comm, fn, per_call: int, seconds: float, windows: int,
+           meanwhile=os.sched_yield) -> float:
+    """Time per message of ``fn`` (None: this rank idles, or calls ``meanwhile`` until the
+    window is over), run by its ranks at once: the fastest of ``windows`` windows, each the
+    largest over the ranks that ran it."""
     from mpi4py import MPI
 
     probe = 0.0
@@ -343,7 +346,7 @@ def _timed(comm, fn, per_call: int, seconds: float, windows: int) -> float:
     for _ in range(windows):
         comm.Barrier()
         t = _window(fn, iters) / per_call if fn is not None else -1.0
-        _idle(comm)
+        _idle(comm, os.sched_yield if fn is not None else meanwhile)
         best = min(best, comm.allreduce(t, op=MPI.MAX))
     return float(best)
 
@@ -430,15 +433,22 @@ def _pattern_time(comm, run_comm, schedule, nbytes, per_call, seconds, windows, 
         prep.free()
 
 
-def _reduce_time(comm, nbytes: int, seconds: float, windows: int, alone: bool = False) -> float:
+def _reduce_time(comm, nbytes: int, seconds: float, windows: int, alone: bool = False,
+                 beside_copies: bool = False) -> float:
     """The reduction's time on every rank at once, or (``alone``) on rank 0 while the others
-    idle as a collective's idle ranks do."""
+    idle as a collective's idle ranks do, or (``beside_copies``) while the others copy as
+    many bytes over and over, as a step's copying receivers do beside its reducing one."""
     n = max(nbytes // 4, 1)
     a, b, c = (_ones(n, np.float32) for _ in range(3))
 
     def fn():
         np.add(a, b, c)
-    return _timed(comm, None if alone and comm.Get_rank() != 0 else fn, 1, seconds, windows)
+
+    def copy():
+        np.copyto(c, a)
+    one = alone or beside_copies
+    return _timed(comm, None if one and comm.Get_rank() != 0 else fn, 1, seconds, windows,
+                  copy if beside_copies else os.sched_yield)
 
 
 # ------------------------------------------------------------------------------------------
@@ -573,7 +583,7 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
               lone_written=None, crowd_written=None, reducing_shift=None,
               crowd_reduced=None, reducing_shift_one=None, reducing_shifts=None,
               reducing_shifts_fit: float = math.inf, reduce_one=None,
-              lone_reduced=None) -> dict:
+              lone_reduced=None, reduce_beside_copies=None) -> dict:
     """The calibrated model from the measurements (see the module docstring).
 
     ``lone``, ``crowd`` and ``reduce`` are times per size (seconds), ``multi`` maps k to the
@@ -596,7 +606,10 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     ``reduce_one_factors``, on the same ``reduce_overhead`` and ``gamma``; a figure above
     the crowd's at its size is lowered to it. ``lone_reduced`` (with the written ones) the
     lone time of data a reduction wrote (the reducing relay) gives ``reduced_size_factors``,
-    raised to the clean lone figure where below. Raises :class:`CalibrationError` naming the
+    raised to the clean lone figure where below. ``reduce_beside_copies`` (with
+    ``reduce_one``: the reduction on one rank while the others copy as many bytes) gives
+    ``reduce_copy_factors``, each figure between the one alone and every rank's at once.
+    Raises :class:`CalibrationError` naming the
     measurement where a figure cannot be used.
 
     >>> m = fit_model([4, 1024, 4096], [2e-6, 3e-6, 6e-6], [4e-6, 5e-6, 14e-6], 2,
@@ -615,6 +628,11 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     _positive("reduction", reduce, reduce_sizes)
     if reduce_one is not None:
         _positive("reduction on one rank", reduce_one, reduce_sizes)
+    if reduce_beside_copies is not None:
+        if reduce_one is None:
+            raise CalibrationError("cannot fit a model: the reduction beside copies needs the "
+                                   "reduction on one rank alone")
+        _positive("reduction beside copies", reduce_beside_copies, reduce_sizes)
     _positive("multi-message exchange", list(multi.values()), [f"k={k}" for k in multi])
     if (lone_written is None) != (crowd_written is None):
         raise CalibrationError("cannot fit a model: give both written-data measurements "
@@ -674,6 +692,17 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
                          f"rank's at once lowered to it")
         reduce_one = _envelope([min(o, c) for o, c in zip(reduce_one, reduce, strict=True)],
                                "reduction on one rank", notes)
+    if reduce_beside_copies is not None:
+        # between one rank alone and every rank reducing at once: outside is noise
+        out = sum(not o <= b <= c for b, o, c in zip(reduce_beside_copies, reduce_one, reduce,
+                                                     strict=True))
+        if out:
+            notes.append(f"reduction beside copies: {out} of {len(reduce)} figures outside the "
+                         f"one rank's and every rank's brought to the nearer")
+        reduce_beside_copies = _envelope(
+            [min(max(b, o), c) for b, o, c in zip(reduce_beside_copies, reduce_one, reduce,
+                                                  strict=True)],
+            "reduction beside copies", notes)
     multi = dict(zip(sorted(multi), _envelope([multi[k] for k in sorted(multi)],
                                               "multi-message exchange", notes), strict=True))
     alpha = float(lone[0])
@@ -704,6 +733,9 @@ def fit_model(sizes, lone, crowd, crowd_transfers, reduce_sizes, reduce, multi,
     if reduce_one is not None:
         model["reduce_one_factors"] = _segments(reduce_sizes, reduce_one, r0, gamma, notes,
                                                 "reduction on one rank")
+    if reduce_beside_copies is not None:
+        model["reduce_copy_factors"] = _segments(reduce_sizes, reduce_beside_copies, r0, gamma,
+                                                 notes, "reduction beside copies")
     if lone_written is not None:
         model["written_size_factors"] = _segments(sizes, lone_written, alpha, beta, notes,
                                                   "lone relay of written data")
@@ -1034,6 +1066,11 @@ class Measurements:
         self.reducing = self.reducing_one = math.inf
         self.reduce = [math.inf] * len(sizes)
         self.reduce_one = [math.inf] * len(sizes)
+        # with a core per rank: the reduction on rank 0 beside the others copying (on the AMD
+        # VM with both vCPUs on one L3, 8 MiB: 244-272 us alone, 441-461 beside a copy,
+        # 727-767 beside another reduction; with them on two, 244-288 whatever the other did)
+        self.reduce_copy = ([math.inf] * len(sizes)
+                            if 0.0 < self.ranks_per_core <= 1.0 and p > 1 else None)
         self.by_pass: list[dict[str, list[float]]] = []
 
     def one_pass(self) -> None:
@@ -1083,6 +1120,9 @@ class Measurements:
             keep("reduce_s", self.reduce, i, _reduce_time(comm, size, share, per))
             keep("reduce_one_s", self.reduce_one, i,
                  _reduce_time(comm, size, share, per, alone=True))
+            if self.reduce_copy is not None:
+                keep("reduce_beside_copies_s", self.reduce_copy, i,
+                     _reduce_time(comm, size, share, per, beside_copies=True))
         self.by_pass.append(now)
         self.passes += 1
 
@@ -1120,7 +1160,7 @@ class Measurements:
                            lone_written, crowd_written, self.reducing if shares else None,
                            crowd_reduced, self.reducing_one if shares else None,
                            self.reducing_shift_s, self._reducing_shift_fits(cache),
-                           self.reduce_one, lone_reduced)
+                           self.reduce_one, lone_reduced, self.reduce_copy)
         fitted["ranks_per_core"] = float(ranks_per_core)
         if cache > 0:
             # the reduce_wait_sizes rows hold for a collective whose working set fits the cache
@@ -1163,7 +1203,7 @@ class Measurements:
                       "forwarded data "
                       f"{'in place' if self.inplace else 'out of place'}), multi-message "
                       "shift, reducing shift (every rank and one rank reducing), np.add on every "
-                      "rank and on one rank alone; "
+                      "rank, on one rank alone and on one rank beside copies; "
                       f"{buffers} buffers in turn; piecewise factors through the measured "
                       "points (bench/calibrate.py)",
             "measurements": {
@@ -1186,6 +1226,8 @@ class Measurements:
                 "reduce_sizes": sizes,
                 "reduce_s": list(self.reduce),
                 "reduce_one_s": list(self.reduce_one),
+                "reduce_beside_copies_s": (None if self.reduce_copy is None
+                                           else list(self.reduce_copy)),
                 "seconds_per_point": self.seconds * self.passes,
                 "windows": self.windows * self.passes,
                 "buffers": buffers,

@@ -20,8 +20,9 @@ transfers at once (``crowd_factors``: the ranks of one host share its memory ban
 cores); a per-message overhead for every message beyond one send and one receive that a rank
 posts in a step (``message_overhead``, LogGP's o); and a reduction cost by size
 (``reduce_overhead`` per call, ``gamma`` per byte, ``reduce_factors``: caches matter), measured
-on every rank at once and on one rank alone (``reduce_one_factors``: out of cache the ranks of a
-host share its memory bandwidth).
+on every rank at once, on one rank alone (``reduce_one_factors``: out of cache the ranks of a
+host share its memory bandwidth) and on one rank beside the others copying
+(``reduce_copy_factors``).
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ CALIBRATION_FIELDS = ("size_factors", "crowd_factors", "crowd_transfers", "messa
                       "reduce_overhead", "reduce_factors", "reduce_one_factors",
                       "written_size_factors", "written_crowd_factors", "reduced_crowd_factors",
                       "reduced_size_factors", "written_buffers", "reduce_wait",
-                      "reduce_wait_one", "reduce_wait_sizes", "cache_per_rank", "ranks_per_core")
+                      "reduce_wait_one", "reduce_wait_sizes", "cache_per_rank", "ranks_per_core",
+                      "reduce_copy_factors")
 _TABLES = ("size_factors", "crowd_factors", "reduce_factors", "reduce_one_factors",
            "written_size_factors", "written_crowd_factors", "reduced_crowd_factors",
-           "reduced_size_factors")
+           "reduced_size_factors", "reduce_copy_factors")
 _PAIRS = ("reduce_wait_sizes",)
 
 
@@ -129,6 +131,7 @@ class Hockney:
     reduce_wait_sizes: tuple = ()
     cache_per_rank: float = 0.0
     ranks_per_core: float = 0.0
+    reduce_copy_factors: tuple = ()
     # set by the simulator for each call, not read from a model file (see calibrated_cost)
     working_set: float = 0.0
 
@@ -189,6 +192,7 @@ class Contention:
     reduce_wait_sizes: tuple = ()
     cache_per_rank: float = 0.0
     ranks_per_core: float = 0.0
+    reduce_copy_factors: tuple = ()
     # set by the simulator for each call, not read from a model file (see calibrated_cost)
     working_set: float = 0.0
 
@@ -341,7 +345,9 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
                                   from reduce_factors, all N ranks reducing at once, and
                                   with k ranks reducing in the step on the line from the
                                   time at reduce_one_factors, one alone, where the model
-                                  has them),
+                                  has them, plus c / (N - 1) of the way from that one
+                                  rank's time to reduce_copy_factors' with c ranks only
+                                  receiving in the step, at most all N's),
             summed over the receiver's reducing transfers of the step (it reduces them
             one after another), plus the reduction's wait w(k) (k: the ranks that
             reduce in the step; w(N) = reduce_wait, w(1) = reduce_wait_one, linear
@@ -510,6 +516,11 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
              if dst is not None and len(b) > 1
              and ((params.reduce_one_factors and N > 1) or params.reduce_wait
                   or params.reduce_wait_sizes) else 1)
+        # the ranks that only copy in this step, beside the reducing ones (their memory
+        # traffic slows a reduction where the ranks share a cache), where the model has them
+        copying = (np.unique(np.asarray(dst)[live]).size - k
+                   if params.reduce_copy_factors and params.reduce_one_factors
+                   and dst is not None and len(b) > 1 and N > 1 else 0)
         # where k lies between one reducing rank (0) and all N (1): the lines below read it
         frac = (min(max(k, 1), N) - 1) / (N - 1) if N > 1 else 1.0
         red = reduction(params.reduce_factors)
@@ -517,7 +528,12 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
             # measured on all N ranks at once and on one alone: k ranks on the line between
             # (out of cache one rank alone reduced 8 MiB in 0.45-0.8x the time, 2 ranks)
             one = reduction(params.reduce_one_factors)
-            red = one + (red - one) * frac
+            along = one + (red - one) * frac
+            if copying > 0:
+                # and one beside N - 1 copying ranks: each copying rank adds its share
+                beside = reduction(params.reduce_copy_factors)
+                along = np.minimum(along + (beside - one) * (copying / (N - 1)), red)
+            red = along
         red = np.where(rmask, red, 0.0)
         if dst is not None and len(b) > 1:
             # a rank reduces what it received one message after another, once the step's

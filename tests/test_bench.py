@@ -92,6 +92,11 @@ def test_calibrate_writes_a_model_file(tmp_path, ranks):
     # the reduction on one rank alone beside every rank's, at every size
     assert len(meas["reduce_one_s"]) == len(meas["sizes"]) and min(meas["reduce_one_s"]) > 0
     assert len(m["reduce_one_factors"]) >= len(meas["sizes"]) - 1
+    # and beside the other ranks copying, where every rank has a core of its own
+    copies = meas["reduce_beside_copies_s"]
+    assert (copies is None) == (ranks > cores()) and ("reduce_copy_factors" in m) == (
+        copies is not None)
+    assert copies is None or (len(copies) == len(meas["sizes"]) and min(copies) > 0)
     # and the lone relay of data a reduction wrote, where every rank has a core
     assert ("reduced_size_factors" in m) == (ranks <= cores())
     assert (meas["lone_reduced_s"] is None) == (ranks > cores())

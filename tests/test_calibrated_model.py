@@ -19,6 +19,7 @@ import topologies
 from bench.calibrate import CalibrationError, fit_model, model_mismatches, write_model
 from bench.report import main as report_main
 from collectives import build
+from collectives.compose import pipelined
 from collectives.plan import compile_plan, step_groups
 from sim.api import predict
 from sim.engine import simulate
@@ -956,6 +957,69 @@ def test_a_reduction_on_fewer_ranks_shares_the_hosts_memory_with_fewer(tmp_path)
     path = tmp_path / "model.json"
     path.write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="reduce_one_factors: .*bandwidth factors > 0"):
+        load_model_file(path)
+
+
+def test_a_reduction_beside_copying_ranks_is_priced_from_its_own_figure(tmp_path):
+    """A step where one rank reduces while the others only copy (the 2-rank binomial tree
+    pipelined): the reduction at the figure measured beside copies, not the lone one; each
+    copying rank adds its share of the way from the lone figure to it, never beyond every
+    rank's at once; fixed schedules whose steps reduce everywhere or nowhere are unchanged."""
+    m = _measurements()
+    alone = [0.5e-6, 0.8e-6, 9e-6, 100e-6]
+    # beside copies: 0.4 us at 4 B is below the one rank's (noise, raised to it), 300 us at
+    # the top above every rank's at once (lowered to it)
+    beside = [0.4e-6, 0.8e-6, 9.5e-6, 300e-6]
+    doc = fit_model(**m, reduce_one=alone, reduce_beside_copies=beside)
+    assert any("reduction beside copies: 2 of 4 figures outside" in n for n in doc["notes"])
+    h = model_params("hockney", **{k: v for k, v in doc.items() if k != "notes"})
+    without = model_params("hockney", **{k: v for k, v in fit_model(**m, reduce_one=alone)
+                                         .items() if k != "notes"})
+
+    def reduction(params, b, red):
+        n = np.full(2, float(b))
+        src, dst = [1, 0], [0, 1]
+        return (calibrated_cost(params, params.alpha, params.beta, n, reduce=red, src=src,
+                                dst=dst)
+                - calibrated_cost(params, params.alpha, params.beta, n, src=src, dst=dst))
+    for s, crowd, one, by in zip(m["sizes"], m["reduce"], alone,
+                                 [0.5e-6, 0.8e-6, 9.5e-6, 200e-6], strict=True):
+        # rank 0 reduces, rank 1 copies: the figure beside copies (within its bounds)
+        assert reduction(h, s, [True, False])[0] == pytest.approx(by)
+        assert reduction(without, s, [True, False])[0] == pytest.approx(one)
+        assert reduction(h, s, [True, True]) == pytest.approx([crowd, crowd])
+    # a lone reducing transfer (the other rank idle) stays at the one rank's figure
+    lone = calibrated_cost(h, h.alpha, h.beta, np.array([4096.0]), reduce=[True],
+                           src=[1], dst=[0])
+    assert lone == pytest.approx(calibrated_cost(without, h.alpha, h.beta, np.array([4096.0]),
+                                                 reduce=[True], src=[1], dst=[0]))
+    # N = 4: one rank reducing beside c copying ones, c / 3 of the way to the beside figure
+    w = Hockney(**{**CAL, "reduce_one_factors": ((0.0, 1.0, 2.0),),
+                   "reduce_copy_factors": ((0.0, 1.0, 1.25),)})
+    one, by = 1e-6 + 4096 * G / 2, 1e-6 + 4096 * G / 1.25
+    for c in (1, 2, 3):
+        n = np.full(1 + c, 4096.0)
+        src, dst = [(d + 1) % 4 for d in range(1 + c)], list(range(1 + c))
+        red = np.arange(1 + c) == 0
+        got = (calibrated_cost(w, A, B, n, reduce=red, src=src, dst=dst)
+               - calibrated_cost(w, A, B, n, src=src, dst=dst))
+        assert got[0] == pytest.approx(one + (by - one) * c / 3)
+    # fixed 2-rank schedules never reduce beside a copy: their predictions do not move
+    for alg in ("ring", "binomial", "recursive-doubling", "double-binary-tree"):
+        assert (predict("allreduce", alg, 2, 1 << 22, params=h).time_s
+                == predict("allreduce", alg, 2, 1 << 22, params=without).time_s)
+    # the binomial tree pipelined reduces beside a copy in every middle step
+    piped = pipelined(build("allreduce", "binomial", 2), 4)
+    assert (simulate(piped, None, 1 << 22, params=h, itemsize=4).time_s
+            > simulate(piped, None, 1 << 22, params=without, itemsize=4).time_s)
+    with pytest.raises(CalibrationError, match="beside copies needs the reduction on one"):
+        fit_model(**m, reduce_beside_copies=beside)
+    with pytest.raises(CalibrationError, match=r"reduction beside copies measurement .* 1024 B"):
+        fit_model(**m, reduce_one=alone, reduce_beside_copies=[1e-6, -1.0, 9e-6, 100e-6])
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"alpha": 1e-6, "beta": 1e-9,
+                                "reduce_copy_factors": [[0, 1, 0]]}))
+    with pytest.raises(ValueError, match="reduce_copy_factors: .*bandwidth factors > 0"):
         load_model_file(path)
 
 
