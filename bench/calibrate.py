@@ -1243,19 +1243,22 @@ def _print(model: dict) -> None:
     print(f"# lone: one message relayed round the ranks; crowd: all {model['ranks']} ranks "
           f"send to the next ({model['crowd_transfers']} transfers at once); written: the "
           f"same forwarding data the sender received; reduce: np.add on every rank (alone: on "
-          f"rank 0 alone)")
+          f"rank 0 alone; beside: on rank 0 while the others copy)")
     print(f"#{'size(B)':>11} {'lone(us)':>10} {'crowd(us)':>10} {'lone w(us)':>11} "
-          f"{'crowd w(us)':>11} {'reduce(us)':>11} {'alone(us)':>10} {'lone GB/s':>10} "
+          f"{'crowd w(us)':>11} {'reduce(us)':>11} {'alone(us)':>10} {'beside(us)':>11} "
+          f"{'lone GB/s':>10} "
           f"{'crowd GB/s':>11}")
     nw = [math.nan] * len(m["sizes"])
     lw = m.get("lone_written_s", nw)
     cw = (forward_step_times(m["crowd_forward_s"], m["crowd_exchange_s"], model["ranks"])
           if "crowd_forward_s" in m else nw)
     alone = m.get("reduce_one_s") or nw
+    beside = m.get("reduce_beside_copies_s") or nw
     for i, size in enumerate(m["sizes"]):
         lo, cr, rd = m["lone_pingpong_s"][i], m["crowd_exchange_s"][i], m["reduce_s"][i]
         print(f"{size:>12} {lo * 1e6:>10.2f} {cr * 1e6:>10.2f} {lw[i] * 1e6:>11.2f} "
               f"{cw[i] * 1e6:>11.2f} {rd * 1e6:>11.2f} {alone[i] * 1e6:>10.2f} "
+              f"{beside[i] * 1e6:>11.2f} "
               f"{size / lo / 1e9:>10.3f} {size / cr / 1e9:>11.3f}")
     multi = ", ".join(f"k={k}: {t * 1e6:.2f} us" for k, t in m["multi_exchange_s"].items())
     print(f"# multi-message shift at {m['multi_exchange_bytes']} B: {multi}")
