@@ -148,7 +148,9 @@ def auto_choices(records: list[dict], model: dict) -> list[dict]:
     error as for a fixed algorithm, and its measured time over the fastest project algorithm
     measured at that size in the same records (``ratio``: what ``bench`` counts within 5%).
     A miss whose choice the model mispriced is the model's; one whose choice was priced right
-    and lost to a rival the model also priced right is a close call.
+    and lost to a rival the model also priced right is a close call; one that ran the fastest
+    fixed algorithm's own schedule (``same_as_best``, as ``bench`` records it) is the machine's
+    noise between identical runs.
     """
     from bench.auto import candidates
     from sim.engine import simulate
@@ -177,7 +179,8 @@ def auto_choices(records: list[dict], model: dict) -> list[dict]:
                     "error_pct": None if predicted is None else
                     100.0 * (predicted - r["time_s"]) / r["time_s"],
                     "best": None if rival is None else rival["algorithm"],
-                    "ratio": None if rival is None else r["time_s"] / rival["time_s"]})
+                    "ratio": None if rival is None else r["time_s"] / rival["time_s"],
+                    "same_as_best": bool(r.get("same_as_best"))})
     return out
 
 
@@ -192,6 +195,11 @@ def _auto_lines(rows: list[dict], label: str) -> list[str]:
         errors = [abs(r["error_pct"]) for r in sel if r["error_pct"] is not None]
         head = (f"#   within 5% of the best project algorithm at "
                 f"{sum(r['ratio'] <= 1.05 for r in scored)} of {len(scored)} sizes")
+        misses = [r for r in scored if r["ratio"] > 1.05]
+        same = sum(r["same_as_best"] for r in misses)
+        if same:
+            head += (f" ({same} of the {len(misses)} misses ran the best's own schedule, "
+                     f"marked =: identical schedules measured apart)")
         if errors:
             head += (f"; its choices predicted with median |error| {np.median(errors):.1f}%, "
                      f"max {max(errors):.1f}%")
@@ -205,6 +213,8 @@ def _auto_lines(rows: list[dict], label: str) -> list[str]:
             err = "" if r["error_pct"] is None else f"{r['error_pct']:+6.1f}%"
             ratio = "" if r["ratio"] is None else f"{r['ratio']:9.3f}"
             off = "  <- off" if r["ratio"] is not None and r["ratio"] > 1.05 else ""
+            if off and r["same_as_best"]:
+                off += " ="
             lines.append(f"#   {r['size']:>10} {r['choice']:>{wide}} {r['time_s'] * 1e6:8.2f}us "
                          f"{pred:>10} {err:>7} {r['best'] or '':>20} {ratio:>9}{off}")
     return lines
