@@ -355,7 +355,8 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
             plus, where the model has ``reduce_wait_sizes`` W, W(b) - W(first row):
             what the wait grows by with the bytes reduced, while working_set <=
             cache_per_rank (where the file gives it); where each rank had a core of its
-            own (ranks_per_core <= 1), (k - 1) / (N - 1) of it
+            own (ranks_per_core <= 1), (k - 1) / (N - 1) of it; with ranks sharing cores,
+            none of it for a lone reducing transfer (the step's only one)
 
     ``n = 1`` gives the lone measurement and ``n = N`` the crowded one, each a whole measured
     time (a line's latency is never combined with another line's slope: the lone and crowd
@@ -558,6 +559,12 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
             growth = np.maximum(np.interp(b, ws, wv) - wv[0], 0.0)
             if 0.0 < params.ranks_per_core <= 1.0 and N > 1:
                 growth = growth * frac
+            elif k == 1 and n == 1:
+                # a lone reducing transfer, the other ranks idle: the rows were measured with
+                # every rank busy reducing, taking each other's cores; what idle ranks do to a
+                # lone reducer (MPICH's poll, Open MPI's yield) is in reduce_one_factors already
+                # (added, the 4-rank binomial tree was priced up to +59% under Open MPI)
+                growth = growth * 0.0
             wait = wait + growth
         if params.reduce_wait or params.reduce_wait_sizes:
             red = red + np.where(rmask, wait, 0.0)

@@ -907,6 +907,11 @@ def test_with_a_core_per_rank_a_reduction_waits_for_the_other_reducing_ranks():
     assert (calibrated_cost(shared, A, B, n, reduce=red, src=src, dst=dst)
             - calibrated_cost(base, A, B, n, reduce=red, src=src, dst=dst)
             == pytest.approx(np.full(4, 3e-6)))
+    # but a lone reducing transfer (a binomial tree's, the other ranks idle) grows by none:
+    # what idle ranks do to a lone reducer is in its own figure, reduce_one_factors
+    one = np.array([b])
+    assert (calibrated_cost(shared, A, B, one, reduce=[True], src=[1], dst=[0])
+            == pytest.approx(calibrated_cost(base, A, B, one, reduce=[True], src=[1], dst=[0])))
 
 
 @pytest.mark.parametrize("rows, message", [
