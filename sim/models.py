@@ -564,7 +564,7 @@ def calibrated_cost(params, lat, inv, nbytes, reduce=None, src=None, dst=None,
                 # every rank busy reducing, taking each other's cores; what idle ranks do to a
                 # lone reducer (MPICH's poll, Open MPI's yield) is in reduce_one_factors already
                 # (added, the 4-rank binomial tree was priced up to +59% under Open MPI)
-                growth = growth * 0.0
+                growth = 0.0
             wait = wait + growth
         if params.reduce_wait or params.reduce_wait_sizes:
             red = red + np.where(rmask, wait, 0.0)
