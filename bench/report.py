@@ -193,9 +193,9 @@ def _auto_lines(rows: list[dict], label: str) -> list[str]:
                      key=lambda r: r["size"])
         scored = [r for r in sel if r["ratio"] is not None]
         errors = [abs(r["error_pct"]) for r in sel if r["error_pct"] is not None]
-        head = (f"#   within 5% of the best project algorithm at "
-                f"{sum(r['ratio'] <= 1.05 for r in scored)} of {len(scored)} sizes")
         misses = [r for r in scored if r["ratio"] > 1.05]
+        head = (f"#   within 5% of the best project algorithm at "
+                f"{len(scored) - len(misses)} of {len(scored)} sizes")
         same = sum(r["same_as_best"] for r in misses)
         if same:
             head += (f" ({same} of the {len(misses)} misses ran the best's own schedule, "
