@@ -150,9 +150,13 @@ def auto_choices(records: list[dict], model: dict) -> list[dict]:
     A miss whose choice the model mispriced is the model's; one whose choice was priced right
     and lost to a rival the model also priced right is a close call; one that ran the fastest
     fixed algorithm's own schedule (``same_as_best``, as ``bench`` records it) is the machine's
-    noise between identical runs.
+    noise between identical runs. Where the choice is the identical schedule of fixed
+    algorithms measured at that size (``twin``: the one measured closest to auto),
+    ``twin_ratio`` is auto's time over the twin's: how far two measurements of one schedule in
+    one run lie apart, the floor under any choice's 5%.
     """
     from bench.auto import candidates
+    from collectives.plan import movement_digest
     from sim.engine import simulate
 
     params = model_params("hockney", **model)
@@ -174,13 +178,24 @@ def auto_choices(records: list[dict], model: dict) -> list[dict]:
             schedule, None, size, params=params,
             itemsize=ITEMSIZE.get(str(r.get("dtype", "float")), 1)).time_s
         rival = best.get((coll, ranks, size))
+        twin = None
+        if schedule is not None:
+            digest = movement_digest(schedule)
+            twins_of = [x for x in records if _simulable(x) and x["time_s"] > 0
+                        and (x["collective"], int(x["ranks"]), int(x["size"])) == (coll, ranks,
+                                                                                    size)
+                        and _schedule_key(coll, x["algorithm"], ranks) == digest]
+            twin = min(twins_of, key=lambda x: abs(math.log(r["time_s"] / x["time_s"])),
+                       default=None)
         out.append({"collective": coll, "ranks": ranks, "size": size, "choice": r["choice"],
                     "time_s": r["time_s"], "predicted_s": predicted,
                     "error_pct": None if predicted is None else
                     100.0 * (predicted - r["time_s"]) / r["time_s"],
                     "best": None if rival is None else rival["algorithm"],
                     "ratio": None if rival is None else r["time_s"] / rival["time_s"],
-                    "same_as_best": bool(r.get("same_as_best"))})
+                    "same_as_best": bool(r.get("same_as_best")),
+                    "twin": None if twin is None else twin["algorithm"],
+                    "twin_ratio": None if twin is None else r["time_s"] / twin["time_s"]})
     return out
 
 
@@ -200,12 +215,19 @@ def _auto_lines(rows: list[dict], label: str) -> list[str]:
         if same:
             head += (f" ({same} of the {len(misses)} misses ran the best's own schedule, "
                      f"marked =: identical schedules measured apart)")
+        paired = [r["twin_ratio"] for r in sel if r.get("twin_ratio") is not None]
+        floor = []
+        if paired:
+            apart = sum(max(x, 1 / x) > 1.05 for x in paired)
+            floor = [f"#   the measurement's own floor: at the {len(paired)} sizes where auto "
+                     f"ran a fixed algorithm's schedule, the two times of that one schedule lie "
+                     f"more than 5% apart at {apart}"]
         if errors:
             head += (f"; its choices predicted with median |error| {np.median(errors):.1f}%, "
                      f"max {max(errors):.1f}%")
         wide = max([20] + [len(r["choice"]) for r in sel])
         lines += [f"# auto's choices, {label}{coll} on {ranks} ranks (each re-predicted by the "
-                  f"run's model):", head,
+                  f"run's model):", head, *floor,
                   f"#   {'size(B)':>10} {'choice':>{wide}} {'measured':>10} {'predicted':>10} "
                   f"{'error':>7} {'best measured':>20} {'auto/best':>9}"]
         for r in sel:

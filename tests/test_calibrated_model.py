@@ -593,6 +593,10 @@ def test_report_re_predicts_autos_choices_and_names_its_misses(tmp_path, capsys)
             "ran the best's own schedule, marked =: identical schedules measured apart)") in out
     assert [x for x in out.splitlines() if "65536" in x and "auto" not in x
             and "ring" in x][-1].endswith("1.200  <- off =")
+    # the ring's own schedule ran twice at 2 of the 4 sizes (the unknown label and the pipelined
+    # binomial have no fixed twin): once 1.2x apart, once identical
+    assert ("#   the measurement's own floor: at the 2 sizes where auto ran a fixed algorithm's "
+            "schedule, the two times of that one schedule lie more than 5% apart at 1") in out
     line = [x for x in out.splitlines() if "binomial pipelined=8" in x][0]
     assert line.endswith("1.500  <- off")
     auto = json.loads((tmp_path / "r" / "comparison.json").read_text())["auto"][0]
@@ -601,6 +605,8 @@ def test_report_re_predicts_autos_choices_and_names_its_misses(tmp_path, capsys)
     assert got[big]["error_pct"] == pytest.approx(100 * (want - 1.5 * best) / (1.5 * best))
     assert got[4096]["choice"] == "ring" and got[4096]["error_pct"] == pytest.approx(0.0)
     assert got[64]["predicted_s"] is None and got[64]["best"] == "recursive-doubling"
+    assert got[65536]["twin"] == "ring" and got[65536]["twin_ratio"] == pytest.approx(1.2)
+    assert got[big]["twin"] is None and got[64]["twin_ratio"] is None
 
 
 def test_report_says_when_a_whole_run_leans_one_way(tmp_path, capsys):
