@@ -808,6 +808,20 @@ def test_auto_ties_within_the_margin_go_to_the_fewest_steps():
     # a tie only within the margin: the winner is never more than margin above the fastest
     pick = choose("allreduce", 4, 16 << 20, 4, H, margin=0.1)
     assert pick.predicted_s <= 1.1 * strict.predicted_s
+    # among the fewest steps the faster prediction wins, whatever the count of transfers: at
+    # 64 KiB under H a 25% margin ties Rabenseifner (the fastest, 4 steps, 16 transfers) with
+    # the double binary tree in one segment (23% slower, 4 steps, 12 transfers) and leaves
+    # recursive doubling (2 steps) out
+    t64 = {label: simulate(s, None, 64 << 10, params=H, itemsize=4).time_s
+           for label, s in candidates("allreduce", 4)}
+    fastest = min(t64.values())
+    tied = {lab for lab, t in t64.items() if t <= 1.25 * fastest}
+    dbt = build("allreduce", "double-binary-tree", 4, segments=1)
+    raben = build("allreduce", "rabenseifner", 4)
+    assert {"rabenseifner", "double-binary-tree segments=1"} <= tied
+    assert "recursive-doubling" not in tied and t64["rabenseifner"] == fastest
+    assert len(dbt.steps) == len(raben.steps) == 4 and dbt.ntransfers < raben.ntransfers
+    assert choose("allreduce", 4, 64 << 10, 4, H, margin=0.25).label == "rabenseifner"
     with pytest.raises(ValueError, match="margin must be a fraction >= 0"):
         choose("allreduce", 4, 8, 4, H, margin=-1.0)
 
