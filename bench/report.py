@@ -161,8 +161,11 @@ def auto_choices(records: list[dict], model: dict) -> list[dict]:
 
     params = model_params("hockney", **model)
     best: dict = {}
+    fixed: dict = {}  # the project algorithms measured per (collective, ranks, size)
     for r in records:
         key = (r["collective"], int(r["ranks"]), int(r["size"]))
+        if _simulable(r) and r["time_s"] > 0:
+            fixed.setdefault(key, []).append(r)
         if _simulable(r) and (key not in best or r["time_s"] < best[key]["time_s"]):
             best[key] = r
     out = []
@@ -181,10 +184,8 @@ def auto_choices(records: list[dict], model: dict) -> list[dict]:
         twin = None
         if schedule is not None:
             digest = movement_digest(schedule)
-            twins_of = [x for x in records if _simulable(x) and x["time_s"] > 0
-                        and (x["collective"], int(x["ranks"]), int(x["size"])) == (coll, ranks,
-                                                                                    size)
-                        and _schedule_key(coll, x["algorithm"], ranks) == digest]
+            twins_of = [x for x in fixed.get((coll, ranks, size), [])
+                        if _schedule_key(coll, x["algorithm"], ranks) == digest]
             twin = min(twins_of, key=lambda x: abs(math.log(r["time_s"] / x["time_s"])),
                        default=None)
         out.append({"collective": coll, "ranks": ranks, "size": size, "choice": r["choice"],
