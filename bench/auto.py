@@ -70,9 +70,9 @@ def choose(collective: str, nranks: int, nbytes: int, itemsize: int, params,
     """The candidate predicted fastest under ``params`` (a calibrated
     :class:`sim.models.Hockney`), where predictions within ``margin`` (a fraction) of the
     fastest are a tie won by the schedule with the fewest steps (then the faster prediction,
-    then the earlier candidate): every executor step costs a Python
-    call, a ``Startall`` and polling, which a loaded machine stretches beyond what the
-    calibration saw, so the schedule with fewer steps is the more robust prediction.
+    then the earlier candidate): every executor step costs a Python call, a ``Startall`` and
+    polling, which a loaded machine stretches beyond what the calibration saw, so the schedule
+    with fewer steps is the more robust prediction.
 
     >>> from sim.models import Hockney
     >>> choose("allreduce", 4, 8, 4, Hockney(1e-5, 1e-10, 1e-10)).label

@@ -160,14 +160,11 @@ def auto_choices(records: list[dict], model: dict) -> list[dict]:
     from sim.engine import simulate
 
     params = model_params("hockney", **model)
-    best: dict = {}
     fixed: dict = {}  # the project algorithms measured per (collective, ranks, size)
     for r in records:
-        key = (r["collective"], int(r["ranks"]), int(r["size"]))
-        if _simulable(r) and r["time_s"] > 0:
-            fixed.setdefault(key, []).append(r)
-        if _simulable(r) and (key not in best or r["time_s"] < best[key]["time_s"]):
-            best[key] = r
+        if _simulable(r):
+            fixed.setdefault((r["collective"], int(r["ranks"]), int(r["size"])), []).append(r)
+    best = {key: min(rs, key=lambda x: x["time_s"]) for key, rs in fixed.items()}
     out = []
     for r in records:
         if r["algorithm"] != "auto" or not r.get("choice") or int(r["size"]) <= 0:
@@ -184,8 +181,8 @@ def auto_choices(records: list[dict], model: dict) -> list[dict]:
         twin = None
         if schedule is not None:
             digest = movement_digest(schedule)
-            twins_of = [x for x in fixed.get((coll, ranks, size), [])
-                        if _schedule_key(coll, x["algorithm"], ranks) == digest]
+            twins_of = [x for x in fixed.get((coll, ranks, size), []) if x["time_s"] > 0
+                        and _schedule_key(coll, x["algorithm"], ranks) == digest]
             twin = min(twins_of, key=lambda x: abs(math.log(r["time_s"] / x["time_s"])),
                        default=None)
         out.append({"collective": coll, "ranks": ranks, "size": size, "choice": r["choice"],
